@@ -1,0 +1,58 @@
+"""Turn botocore's exceptions into our typed errors with a hint of what to do."""
+
+from __future__ import annotations
+
+from botocore import exceptions as bce
+
+from utils.errors import AwsError, DeployModelError, ValidationError
+
+_ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
+                  "UnrecognizedClientException", "InvalidClientTokenId", "SignatureDoesNotMatch"}
+_EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError, else ''."""
+    if isinstance(exc, bce.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, bce.ClientError):
+        return str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
+    return str(exc)
+
+
+def translate_botocore_error(exc: BaseException) -> DeployModelError | None:
+    if isinstance(exc, bce.ClientError):
+        return _from_client_error(exc)
+    if isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError)):
+        return AwsError("No AWS credentials found", details=[str(exc)], hint=[
+            "Set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an "
+            "IAM role is attached.",
+            "Check with: aws sts get-caller-identity"])
+    if isinstance(exc, bce.ProfileNotFound):
+        return ValidationError(f"AWS profile not found: {exc}",
+                               hint="Check AWS_PROFILE against `aws configure list-profiles`.")
+    if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectTimeoutError,
+                        bce.ReadTimeoutError)):
+        return AwsError(f"Could not reach AWS: {exc}", hint=[
+            "Check the network, the region and AWS_ENDPOINT_URL if you set one."])
+    if isinstance(exc, bce.BotoCoreError):
+        return AwsError(f"AWS client error: {exc}")
+    return None
+
+
+def _from_client_error(exc: bce.ClientError) -> AwsError:
+    code = error_code(exc)
+    operation = getattr(exc, "operation_name", "request")
+    message = f"{operation} failed: {code}: {error_message(exc)}"
+    if code in _ACCESS_DENIED:
+        return AwsError(message, hint=[
+            "Your credentials lack a permission: see the IAM policy in the README.",
+            "Check which identity you are using: aws sts get-caller-identity"])
+    if code in _EXPIRED:
+        return AwsError(message, hint="Your session has expired: refresh your credentials "
+                                      "(e.g. aws sso login) and run again.")
+    return AwsError(message)

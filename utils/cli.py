@@ -1,0 +1,185 @@
+"""Command-line plumbing shared by every entry script.
+
+- `EnvArgumentParser`: every option has a long flag and an environment variable; precedence is flag,
+  then env var, then default, and `--help` shows all three.
+- `run`: the one boundary that turns exceptions into a message and an exit code (the httpie
+  `raw_main` pattern), prints the JSON error document in `--json` mode, and maps Ctrl-C to 130 and
+  SIGTERM to 143 after `finally` blocks (rollbacks) have run.
+
+Nothing here imports boto3 or botocore at module level: it is on the argument-error path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, NoReturn, Sequence
+
+from utils import output
+from utils.errors import EXIT_CODES_HELP, DeployModelError, ExitCode, Terminated
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class _EnvOption:
+    dest: str
+    env: str
+    default: Any
+    convert: Callable[[str], Any]
+    is_list: bool = False
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"expected one of {sorted(_TRUE | _FALSE - {''})}")
+
+
+class EnvArgumentParser(argparse.ArgumentParser):
+    """argparse with environment-variable fallbacks and the exit-code table in the epilog."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        epilog = kwargs.pop("epilog", None)
+        kwargs["epilog"] = f"{epilog}\n\n{EXIT_CODES_HELP}" if epilog else EXIT_CODES_HELP
+        super().__init__(*args, **kwargs)
+        self._env_options: list[_EnvOption] = []
+
+    def add_env_argument(self, *flags: str, env: str, default: Any = None,
+                         type: Callable[[str], Any] = str, help: str = "",
+                         **kwargs: Any) -> argparse.Action:
+        """An option read from the flag, else from `env`, else `default`."""
+        shown = "none" if default is None else default
+        action_name = kwargs.get("action")
+        if action_name == "store_true":
+            convert: Callable[[str], Any] = _parse_bool
+            help_text = f"{help} [env: {env}=1]"
+            action = self.add_argument(*flags, default=None, help=help_text, **kwargs)
+        else:
+            convert = type
+            help_text = f"{help} [env: {env}; default: {shown}]"
+            action = self.add_argument(*flags, default=None, type=type, help=help_text, **kwargs)
+        is_list = action_name == "append"
+        if action_name == "store_true" and default is None:
+            default = False
+        self._env_options.append(_EnvOption(action.dest, env, default, convert, is_list))
+        return action
+
+    def parse_with_env(self, argv: Sequence[str] | None,
+                       env: Mapping[str, str]) -> argparse.Namespace:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        self._json_requested = "--json" in argv
+        args = self.parse_args(argv)
+        for option in self._env_options:
+            if getattr(args, option.dest) is not None:
+                continue
+            setattr(args, option.dest, self._value_from_env(option, env))
+        return args
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's usage error (exit 2); with --json, also the one JSON document on stdout."""
+        if getattr(self, "_json_requested", False):
+            sys.stdout.write(json.dumps({"error": message, "exit_code": int(ExitCode.USAGE)}) + "\n")
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+
+    def _value_from_env(self, option: _EnvOption, env: Mapping[str, str]) -> Any:
+        raw = env.get(option.env)
+        if raw is None or (raw == "" and option.convert is not _parse_bool):
+            return option.default
+        try:
+            if option.is_list:
+                return [option.convert(item) for item in raw.split(",") if item.strip()]
+            return option.convert(raw)
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            self.error(f"environment variable {option.env}={raw!r} is invalid: {exc}")
+
+
+def positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {raw}")
+    return value
+
+
+def positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {raw}")
+    return value
+
+
+def add_common_flags(parser: EnvArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print exactly one JSON document on stdout (progress on stderr)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show a traceback for unexpected errors")
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _aws_error_from_botocore(exc: BaseException) -> DeployModelError | None:
+    """Translate botocore's exceptions without importing botocore on the fast path."""
+    if "botocore" not in sys.modules:
+        return None
+    from utils.aws_errors import translate_botocore_error
+
+    return translate_botocore_error(exc)
+
+
+def _report(error: DeployModelError) -> int:
+    if output.is_json_mode():
+        output.print_json_result(error.to_dict())
+    output.print_error(error.message, details=error.details, hints=error.hints,
+                       title="ERROR" if error.title == "Error" else error.title)
+    return int(error.exit_code)
+
+
+def run(body: Callable[[], int], *, debug: bool = False) -> int:
+    """Run `body`, turning every failure into a message and an exit code."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return body()
+    except DeployModelError as error:
+        return _report(error)
+    except KeyboardInterrupt:
+        return _report(_interrupted("Interrupted (Ctrl-C)", ExitCode.INTERRUPTED))
+    except Terminated:
+        return _report(_interrupted("Terminated (SIGTERM)", ExitCode.TERMINATED))
+    except Exception as exc:  # noqa: BLE001 - this is the one boundary
+        translated = _aws_error_from_botocore(exc)
+        if translated is not None:
+            return _report(translated)
+        if debug:
+            traceback.print_exc()
+        return _report(DeployModelError(
+            f"Unexpected internal error: {type(exc).__name__}: {exc}",
+            hint="Re-run with --debug for a traceback and report it as a bug."))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(message: str, code: ExitCode) -> DeployModelError:
+    error = DeployModelError(message)
+    error.exit_code = code
+    return error
+
+
+def environ(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    """The environment, read once at the edge (tests pass their own mapping)."""
+    return os.environ if env is None else env
