@@ -23,3 +23,6 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache .ruff_cache
+
+demo: $(STAMP)
+	bash demo/run.sh
