@@ -1,0 +1,319 @@
+"""One test request to an endpoint, local or on SageMaker, checked against the inference contract.
+
+Used by `test_endpoint.py`. The input is validated before anything is sent (JSON syntax with its
+position, `data` present, equal-length rows of numbers, at most 6 MB once encoded), the answer
+after (`utils.contract.validate_response`). A local endpoint (recorded in the state directory by
+`deploy-model.py --instance-type local`) is invoked over HTTP on loopback; otherwise SageMaker's
+`InvokeEndpoint`. Errors from the endpoint carry the container's own message.
+
+boto3 and botocore are imported only inside the SageMaker path, so bad input is refused without
+loading them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from utils import contract, local_endpoints, output
+from utils.errors import AwsError, ContractError, ValidationError
+
+CONTENT_TYPES = {"json": "application/json", "csv": "text/csv"}
+ACCEPT = "application/json"
+INVOKE_TIMEOUT_SECONDS = 60  # SageMaker gives a container 60 s to answer
+MAX_TABLE_ROWS = 50
+_RAW_PREVIEW_CHARS = 500
+
+
+@dataclass(frozen=True)
+class EndpointTest:
+    """What to test, resolved from flags and environment by the entry script."""
+
+    endpoint_name: str
+    input_data: str
+    content_type: str
+    region: str
+    profile: str | None
+    state_dir: Path
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class TestRequest:
+    rows: list[list[float]]
+    body: bytes
+    content_type: str
+    source: str
+
+
+@dataclass
+class Answer:
+    body: bytes
+    latency_seconds: float
+    target: str  # "local" or "sagemaker"
+    where: dict[str, Any] = field(default_factory=dict)
+
+
+def run_endpoint_test(test: EndpointTest) -> dict:
+    """Check the input, invoke the endpoint (local first), check and show the answer.
+
+    Returns the result document for `--json`; raises a typed error for every failure.
+    """
+    payload, source = load_input(test.input_data)
+    request = build_request(payload, source, test.content_type)
+    output.print_header(f"Testing endpoint {test.endpoint_name}")
+    output.print_info(f"{len(request.rows)} row(s) of {len(request.rows[0])} features from "
+                      f"{source}, sent as {request.content_type} ({len(request.body):,} bytes)")
+    local = local_endpoints.find_endpoint(test.state_dir, test.endpoint_name)
+    if local is not None and local.record:
+        output.print_info(f"Using the local endpoint at {local.url} (pid {local.pid})")
+        answer = invoke_local(local, request)
+        where = f"local endpoint {test.endpoint_name}"
+    else:
+        answer = _invoke_on_sagemaker(test, request)
+        where = f"SageMaker endpoint {test.endpoint_name}"
+    if test.verbose:
+        print_raw(answer)
+    response = check_answer(answer, request, where)
+    print_results(response, answer, test.verbose)
+    output.print_success(f"The answer from {where} follows the inference contract")
+    return {"endpoint_name": test.endpoint_name, "target": answer.target, **answer.where,
+            "content_type": request.content_type, "rows": len(request.rows),
+            "latency_ms": round(answer.latency_seconds * 1000, 2), "contract_ok": True,
+            "response": response}
+
+
+def _invoke_on_sagemaker(test: EndpointTest, request: TestRequest) -> Answer:
+    """No local endpoint of that name: SageMaker, with clients made by utils/boto_session.py."""
+    from utils.env_validation import ENV_VARS
+
+    not_local = (f"No local endpoint named {test.endpoint_name} either "
+                 f"(looked in {local_endpoints.endpoints_root(test.state_dir)})")
+    problem = ENV_VARS["AWS_REGION"].check(test.region)
+    if problem:
+        raise ValidationError(f"Region {test.region!r} {problem}", details=[not_local])
+    output.print_info(f"No local endpoint of that name: invoking SageMaker in {test.region}")
+    try:
+        from utils.boto_session import create_clients, get_boto_session
+
+        (runtime,) = create_clients(get_boto_session(test.region, test.profile), "sagemaker-runtime")
+    except AwsError as error:
+        error.details.append(not_local)
+        raise
+    local_names = [endpoint.name for endpoint in local_endpoints.list_endpoints(test.state_dir)]
+    return invoke_sagemaker(runtime, test.endpoint_name, request, region=test.region,
+                            local_names=local_names)
+
+
+# --- input ------------------------------------------------------------------------------------
+
+def load_input(value: str) -> tuple[Any, str]:
+    """The JSON document given as a file path or a JSON string, and where it came from."""
+    if value.lstrip().startswith(("{", "[")):
+        return contract.parse_json_text(value, "--input-data (JSON string)"), "--input-data"
+    path = Path(value).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValidationError(f"--input-data {value!r} is neither an existing file nor JSON",
+                              hint=["Give a JSON file, e.g. --input-data sample-data.json,",
+                                    "or a JSON string: --input-data '{\"data\": [[1.0, 2.0, 3.0]]}'"]
+                              ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"Cannot read --input-data file {value}: {exc}") from None
+    return contract.parse_json_text(text, str(path)), str(path)
+
+
+def build_request(payload: Any, source: str, content_type: str) -> TestRequest:
+    """The checked rows and the body to send, as JSON or as CSV rows."""
+    rows = contract.validate_request(payload, source)
+    mime = CONTENT_TYPES[content_type]
+    body = _csv_body(rows) if content_type == "csv" else \
+        json.dumps({"data": rows}, separators=(",", ":")).encode()
+    contract.check_payload_size(body, source)
+    return TestRequest(rows, body, mime, source)
+
+
+def _csv_body(rows: list[list[float]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode()
+
+
+# --- local endpoints --------------------------------------------------------------------------
+
+def invoke_local(endpoint: local_endpoints.LocalEndpoint, request: TestRequest) -> Answer:
+    """POST the request to a running local endpoint's /invocations."""
+    if not endpoint.is_running():
+        raise _dead_local_endpoint(endpoint)
+    url = f"{endpoint.url}/invocations"
+    http_request = urllib.request.Request(url, data=request.body, method="POST", headers={
+        "Content-Type": request.content_type, "Accept": ACCEPT})
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(http_request, timeout=INVOKE_TIMEOUT_SECONDS) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        raise _local_http_error(endpoint, exc) from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise AwsError(f"Could not reach local endpoint {endpoint.name} at {url}: {reason}",
+                       hint=[f"See its log: {endpoint.log_path}",
+                             "Redeploy it: python deploy-model.py --instance-type local ..."]) from None
+    latency = time.perf_counter() - started
+    return Answer(body, latency, "local", {"url": endpoint.url, "pid": endpoint.pid})
+
+
+def _dead_local_endpoint(endpoint: local_endpoints.LocalEndpoint) -> AwsError:
+    tail = _log_tail(endpoint.log_path, 10)
+    details = [f"Recorded in {endpoint.directory}"]
+    if tail:
+        details += ["Last lines of its server.log:"] + [f"  | {line}" for line in tail]
+    return AwsError(
+        f"Local endpoint {endpoint.name} is not running (its server, pid {endpoint.pid}, is gone)",
+        details=details,
+        hint=["Redeploy it: python deploy-model.py --model-package-arn <arn> --instance-type local "
+              f"--endpoint-name {endpoint.name}",
+              f"Or remove the record: python utils/delete_endpoint.py -e {endpoint.name}"])
+
+
+def _log_tail(path: Path, lines: int) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
+def _local_http_error(endpoint: local_endpoints.LocalEndpoint,
+                      exc: urllib.error.HTTPError) -> AwsError:
+    message = _container_message(exc.read())
+    hint = ("The server refused the request: check the input against the model "
+            "(number of features, numbers only, content type)." if exc.code < 500
+            else f"The server failed: see its log {endpoint.log_path}")
+    return AwsError(f"Local endpoint {endpoint.name} answered HTTP {exc.code} {exc.reason}",
+                    details=[f"container message: {message}"], hint=hint)
+
+
+def _container_message(body: bytes) -> str:
+    """The error text a model server returned: its JSON `error`/`message`, else the raw body."""
+    text = body.decode(errors="replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:_RAW_PREVIEW_CHARS] or "(empty body)"
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail"):
+            if data.get(key):
+                return str(data[key])
+    return text[:_RAW_PREVIEW_CHARS]
+
+
+# --- SageMaker --------------------------------------------------------------------------------
+
+def invoke_sagemaker(runtime_client: Any, endpoint_name: str, request: TestRequest, *,
+                     region: str, local_names: list[str]) -> Answer:
+    """InvokeEndpoint; a container error shows the container's own status and message."""
+    from botocore.exceptions import ClientError
+
+    started = time.perf_counter()
+    try:
+        response = runtime_client.invoke_endpoint(
+            EndpointName=endpoint_name, ContentType=request.content_type, Accept=ACCEPT,
+            Body=request.body)
+        body = response["Body"].read()
+    except ClientError as exc:
+        raise _sagemaker_error(exc, endpoint_name, region, local_names) or exc from None
+    latency = time.perf_counter() - started
+    return Answer(body, latency, "sagemaker", {"region": region})
+
+
+def _sagemaker_error(exc: Any, endpoint_name: str, region: str,
+                     local_names: list[str]) -> AwsError | None:
+    error = exc.response.get("Error", {})
+    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    if code == "ModelError":
+        return _model_error(exc.response, endpoint_name, message)
+    if code == "ValidationError" and "not found" in message.lower():
+        return endpoint_not_found(endpoint_name, region, local_names, message)
+    return None
+
+
+def _model_error(response: dict, endpoint_name: str, message: str) -> AwsError:
+    status = response.get("OriginalStatusCode")
+    original = response.get("OriginalMessage") or message
+    details = [f"container status: {status}" if status else "container status: unknown",
+               f"container message: {_container_message(str(original).encode())}"]
+    if response.get("LogStreamArn"):
+        details.append(f"log stream: {response['LogStreamArn']}")
+    hint = ("The container refused the request: check the input against the model "
+            "(number of features, numbers only, content type)."
+            if isinstance(status, int) and status < 500 else
+            f"See the container's logs: aws logs tail /aws/sagemaker/Endpoints/{endpoint_name}")
+    return AwsError(f"Endpoint {endpoint_name} returned an error from its container",
+                    details=details, hint=hint)
+
+
+def endpoint_not_found(endpoint_name: str, region: str, local_names: list[str],
+                       aws_message: str = "") -> AwsError:
+    locals_text = ", ".join(local_names) if local_names else "none"
+    details = [aws_message] if aws_message else []
+    return AwsError(
+        f"Endpoint {endpoint_name} not found: no local endpoint of that name, and none on "
+        f"SageMaker in {region}",
+        details=details,
+        hint=[f"SageMaker endpoints: aws sagemaker list-endpoints --region {region} "
+              "--query 'Endpoints[].EndpointName'",
+              f"Local endpoints on this machine: {locals_text}",
+              "Is the region right? Pass --region or set AWS_REGION.",
+              "Deploy one: python deploy-model.py --model-package-arn <arn> "
+              "[--instance-type local]"])
+
+
+# --- the answer -------------------------------------------------------------------------------
+
+def check_answer(answer: Answer, request: TestRequest, source: str) -> dict:
+    """The decoded answer, or a ContractError saying how it breaks the contract."""
+    preview = answer.body[:_RAW_PREVIEW_CHARS].decode(errors="replace")
+    try:
+        response = json.loads(answer.body)
+    except ValueError as exc:
+        raise ContractError(f"The answer from {source} is not JSON: {exc}",
+                            details=[f"raw answer: {preview!r}"],
+                            hint="The endpoint must answer application/json as in the README's "
+                                 "contract.") from None
+    try:
+        contract.validate_response(response, len(request.rows), source=source)
+    except ContractError as error:
+        error.details.append(f"raw answer: {preview!r}")
+        raise
+    return response
+
+
+def print_results(response: dict, answer: Answer, verbose: bool) -> None:
+    rows = [(i, response["predictions"][i], f"{response['confidence_scores'][i]:.4f}",
+             "[" + ", ".join(f"{p:.4f}" for p in response["probabilities"][i]) + "]")
+            for i in range(len(response["predictions"]))]
+    shown = rows if verbose else rows[:MAX_TABLE_ROWS]
+    output.print_section("Results")
+    output.print_table(["row", "prediction", "confidence", "probabilities"], shown)
+    if len(shown) < len(rows):
+        output.print_info(f"... {len(rows) - len(shown)} more rows (--verbose shows all)")
+    output.print_info(f"Latency: {answer.latency_seconds * 1000:.1f} ms (round trip)")
+
+
+def print_raw(answer: Answer) -> None:
+    output.print_section("Raw response")
+    text = answer.body.decode(errors="replace")
+    try:
+        text = json.dumps(json.loads(text), indent=2)
+    except ValueError:
+        pass
+    for line in text.splitlines() or [""]:
+        output.print_line(line)
