@@ -6,8 +6,10 @@ from botocore import exceptions as bce
 
 from utils.errors import AwsError, DeployModelError, ValidationError
 
-_ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
-                  "UnrecognizedClientException", "InvalidClientTokenId", "SignatureDoesNotMatch"}
+_ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+# The key itself is wrong (unknown key id, wrong secret): no policy change would help.
+_BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidClientTokenId", "SignatureDoesNotMatch",
+                    "InvalidAccessKeyId"}
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
 
 
@@ -51,6 +53,11 @@ def _from_client_error(exc: bce.ClientError) -> AwsError:
     if code in _ACCESS_DENIED:
         return AwsError(message, hint=[
             "Your credentials lack a permission: see the IAM policy in the README.",
+            "Check which identity you are using: aws sts get-caller-identity"])
+    if code in _BAD_CREDENTIALS:
+        return AwsError(message, hint=[
+            "AWS does not accept these credentials: check AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and that they belong to this partition.",
             "Check which identity you are using: aws sts get-caller-identity"])
     if code in _EXPIRED:
         return AwsError(message, hint="Your session has expired: refresh your credentials "

@@ -17,8 +17,7 @@ import os
 import signal
 import sys
 import traceback
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, NoReturn, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, NoReturn, Sequence
 
 from utils import output
 from utils.errors import EXIT_CODES_HELP, DeployModelError, ExitCode, Terminated
@@ -27,13 +26,13 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-@dataclass(frozen=True)
-class _EnvOption:
+class _EnvOption(NamedTuple):  # not a dataclass: see utils/output.py's _State
     dest: str
     env: str
     default: Any
     convert: Callable[[str], Any]
     is_list: bool = False
+    choices: Sequence[Any] | None = None
 
 
 def _parse_bool(raw: str) -> bool:
@@ -72,7 +71,8 @@ class EnvArgumentParser(argparse.ArgumentParser):
         is_list = action_name == "append"
         if action_name == "store_true" and default is None:
             default = False
-        self._env_options.append(_EnvOption(action.dest, env, default, convert, is_list))
+        self._env_options.append(_EnvOption(action.dest, env, default, convert, is_list,
+                                            action.choices))
         return action
 
     def parse_with_env(self, argv: Sequence[str] | None,
@@ -80,9 +80,15 @@ class EnvArgumentParser(argparse.ArgumentParser):
         argv = list(sys.argv[1:] if argv is None else argv)
         self._json_requested = "--json" in argv
         args = self.parse_args(argv)
+        # Where each env-backed value came from ("flag", "env" or "default"), for options whose
+        # precedence depends on it (e.g. two options that exclude each other).
+        self.value_sources: dict[str, str] = {}
         for option in self._env_options:
             if getattr(args, option.dest) is not None:
+                self.value_sources[option.dest] = "flag"
                 continue
+            has_env = env.get(option.env) not in (None, "")
+            self.value_sources[option.dest] = "env" if has_env else "default"
             setattr(args, option.dest, self._value_from_env(option, env))
         return args
 
@@ -99,10 +105,18 @@ class EnvArgumentParser(argparse.ArgumentParser):
             return option.default
         try:
             if option.is_list:
-                return [option.convert(item) for item in raw.split(",") if item.strip()]
-            return option.convert(raw)
+                values = [option.convert(item.strip()) for item in raw.split(",") if item.strip()]
+            else:
+                values = [option.convert(raw)]
         except (ValueError, argparse.ArgumentTypeError) as exc:
             self.error(f"environment variable {option.env}={raw!r} is invalid: {exc}")
+        # argparse checks `choices` only for values given as flags; env values need it too.
+        wrong = [v for v in values if option.choices is not None and v not in option.choices]
+        if wrong:
+            shown = ", ".join(map(repr, option.choices))
+            self.error(f"environment variable {option.env}={raw!r} is invalid: "
+                       f"choose from {shown}")
+        return values if option.is_list else values[0]
 
 
 def positive_int(raw: str) -> int:

@@ -112,7 +112,11 @@ def _row_problems(response: dict, row: int, labels: Sequence[str] | None) -> lis
     if not _is_number(confidence) or abs(confidence - probabilities[index]) > _TOLERANCE:
         problems.append(f"row {row}: confidence {confidence!r} is not the predicted class's "
                         f"probability {probabilities[index]!r}")
-    if labels is not None and index < len(labels) and response["predictions"][row] != labels[index]:
+    if labels is not None and len(probabilities) != len(labels):
+        # Without this, a class index past the end of the label list went unnoticed.
+        return problems + [f"row {row}: {len(probabilities)} probabilities for {len(labels)} "
+                           f"labels ({', '.join(map(str, labels))}); expected one per label"]
+    if labels is not None and response["predictions"][row] != labels[index]:
         problems.append(f"row {row}: prediction {response['predictions'][row]!r} does not match "
                         f"label {labels[index]!r} of class index {index}")
     return problems

@@ -7,6 +7,7 @@ mapping (the environment is read once, at the edge).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
@@ -46,15 +47,18 @@ def _bucket(value: str) -> str | None:
                                "dots or hyphens, starting and ending with a letter or digit")
 
 
-def sagemaker_regions() -> set[str]:
-    """Regions where SageMaker exists, from botocore's endpoint data (no network)."""
+@functools.lru_cache(maxsize=1)
+def sagemaker_regions() -> frozenset[str]:
+    """Regions where SageMaker exists, from botocore's endpoint data (no network).
+
+    Cached: loading the endpoint data costs ~0.1-0.2 s and it cannot change within a process."""
     import botocore.session
 
     session = botocore.session.get_session()
     regions: set[str] = set()
     for partition in session.get_available_partitions():
         regions.update(session.get_available_regions("sagemaker", partition_name=partition))
-    return regions
+    return frozenset(regions)
 
 
 def _region(value: str) -> str | None:
@@ -74,7 +78,8 @@ ENV_VARS: dict[str, EnvVarSpec] = {
     "AWS_PROFILE": EnvVarSpec("AWS CLI profile for authentication (optional)"),
 }
 
-_SECRET_MARKERS = ("SECRET", "TOKEN", "PASSWORD", "ACCESS_KEY", "CREDENTIAL", "PRIVATE")
+_SECRET_MARKERS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "ACCESS_KEY", "API_KEY", "CREDENTIAL",
+                   "PRIVATE")
 
 
 def get_env_var(name: str, env: Mapping[str, str], default: str | None = None) -> str | None:
@@ -98,7 +103,7 @@ def validate_env_vars(names: Iterable[str], env: Mapping[str, str]) -> dict[str,
             continue
         problem = spec.check(value) if spec.check else None
         if problem:
-            malformed.append(f"{name}={value!r} {problem}")
+            malformed.append(f"{name}={mask_value(name, value)!r} {problem}")
         values[name] = value
     if missing or malformed:
         raise _env_error(missing, malformed)

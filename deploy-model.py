@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Deploy a registered model package to a SageMaker real-time endpoint, safely.
+
+Validates everything it can before the first AWS call (a bad ARN is refused before boto3 is even
+imported), creates the endpoint or updates it in place (blue/green), watches its status and
+CloudWatch logs, and counts it a success only when the endpoint is InService on the new config.
+Anything this run created is rolled back when the deploy fails, times out or is interrupted.
+`--instance-type local` serves the package on this machine instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, never installed. os.path rather than pathlib: pathlib costs ~10 ms of imports,
+# a fifth of the time budget for refusing a bad ARN (about 4x a bare Python start).
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+
+from modules.deploy_validation import DEFAULT_INSTANCE_TYPE, STRATEGIES  # noqa: E402
+from utils import output  # noqa: E402
+from utils.cli import (  # noqa: E402
+    EnvArgumentParser,
+    add_common_flags,
+    environ,
+    positive_float,
+    positive_int,
+    run,
+)
+
+_EPILOG = """\
+examples:
+  python deploy-model.py --model-package-arn "$(cat model_arn.txt)"
+  python deploy-model.py -a arn:aws:sagemaker:ca-central-1:123456789012:model-package/qc/3 \\
+      -e qc-prod -t ml.c5.xlarge --instance-count 2 --deployment-strategy canary \\
+      --rollback-alarm qc-prod-5xx --smoke-test-data sample-data.json --json
+  python deploy-model.py --model-package-group PLMSCWInferenceModelGroup --dry-run
+  python deploy-model.py -a "$(cat model_arn.txt)" -t local -e qc-local
+
+required environment: AWS_REGION, SAGEMAKER_EXECUTION_ROLE_ARN (not needed with -t local);
+optional: AWS_PROFILE."""
+
+
+def _percent(raw: str) -> int:
+    return positive_int(raw.rstrip("%"))
+
+
+def _seconds(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _tag(raw: str) -> tuple[str, str]:
+    from modules.deploy_validation import parse_tag
+
+    return parse_tag(raw)
+
+
+def build_parser() -> EnvArgumentParser:
+    parser = EnvArgumentParser(prog="deploy-model.py", description=__doc__.split("\n\n")[0],
+                               epilog=_EPILOG)
+    parser.add_env_argument("-a", "--model-package-arn", env="MODEL_PACKAGE_ARN", metavar="ARN",
+                          help="ARN of an Approved model package version")
+    parser.add_env_argument("--model-package-group", env="MODEL_PACKAGE_GROUP", metavar="GROUP",
+                          help="deploy this group's latest Approved version instead")
+    parser.add_env_argument("-e", "--endpoint-name", env="ENDPOINT_NAME", metavar="NAME",
+                           help="endpoint to create, or to update if it exists; when unset a new "
+                                "one is named <stack>-endpoint-YYYYMMDD-HHMMSS")
+    parser.add_env_argument("-t", "--instance-type", env="INSTANCE_TYPE", default=DEFAULT_INSTANCE_TYPE,
+                            metavar="TYPE",
+                           help="SageMaker instance type (ml.c5.2xlarge and ml.c5.xlarge suit "
+                                "linear models; ml.t2.medium for tests), or 'local'")
+    parser.add_env_argument("--instance-count", env="INSTANCE_COUNT", default=1, type=positive_int,
+                            metavar="N",
+                           help="number of instances")
+    parser.add_env_argument("-s", "--stack", env="STACK", default="plmscw", metavar="NAME",
+                           help="stack name: tags every resource, prefixes generated names")
+    parser.add_env_argument("--tag", env="TAG", type=_tag, action="append",
+                            metavar="KEY=VALUE",
+                           help="KEY=VALUE tag for the model, config and endpoint; repeatable "
+                                "(env: comma-separated)")
+    parser.add_env_argument("--deployment-strategy", env="DEPLOYMENT_STRATEGY",
+                         default=STRATEGIES[0], choices=STRATEGIES,
+                         help="blue/green traffic shifting; canary and linear need "
+                              "--instance-count >= 2")
+    parser.add_env_argument("--step-size", env="DEPLOY_STEP_SIZE", default=50, type=_percent,
+                            metavar="PERCENT",
+                         help="percent of instances per canary/linear step (10-50)")
+    parser.add_env_argument("--step-wait", env="DEPLOY_STEP_WAIT", default=300, type=_seconds,
+                            metavar="SECONDS",
+                         help="seconds between steps; with --rollback-alarm also how long the "
+                              "old fleet is kept after the shift (0-3600)")
+    parser.add_env_argument("--rollback-alarm", env="ROLLBACK_ALARM", action="append",
+                            metavar="ALARM",
+                         help="CloudWatch alarm that makes SageMaker roll an update back; "
+                              "repeatable (env: comma-separated)")
+    parser.add_env_argument("--keep-previous", env="KEEP_PREVIOUS", action="store_true",
+                         help="keep the config and model an update replaced")
+    parser.add_env_argument("--no-monitor", env="NO_MONITOR", action="store_true",
+                           help="return once SageMaker accepts the deploy (no logs, no rollback)")
+    parser.add_env_argument("--skip-rollback", env="SKIP_ROLLBACK", action="store_true",
+                           help="on failure keep everything for debugging and print the "
+                                "cleanup commands")
+    parser.add_env_argument("--timeout", env="DEPLOY_TIMEOUT", default=1800.0, type=positive_float,
+                            metavar="SECONDS",
+                           help="seconds to wait for InService")
+    parser.add_env_argument("--poll-interval", env="DEPLOY_POLL_INTERVAL", type=positive_float,
+                            metavar="SECONDS",
+                           help="seconds between status checks (default: back off from 5 to 30)")
+    parser.add_env_argument("--smoke-test-data", env="SMOKE_TEST_DATA", metavar="FILE",
+                           help="JSON request file sent once InService; an answer that breaks "
+                                "the contract fails (and rolls back) the deploy")
+    parser.add_env_argument("--dry-run", env="DRY_RUN", action="store_true",
+                           help="validate, resolve the package and show the plan; change nothing")
+    parser.add_env_argument("--output-file", env="ENDPOINT_NAME_FILE", metavar="FILE",
+                         help="write the endpoint name to this file on success")
+    add_common_flags(parser)
+    return parser
+
+
+def _execute(args, env) -> int:
+    from modules.deploy_validation import settings_from_args
+
+    settings = settings_from_args(args, env)
+    from modules.deploy_endpoint import run_deploy  # boto3 only once the input is valid
+
+    return run_deploy(settings, env)
+
+
+def main(argv=None, env=None) -> int:
+    env = environ(env)
+    args = build_parser().parse_with_env(argv, env)
+    output.configure_output(json_mode=args.json, env=env)
+    return run(lambda: _execute(args, env), debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The validated settings of one deploy (built by modules/deploy_validation.py).
+
+Kept apart from the validation so that refusing a bad ARN never pays for defining these classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_STACK = "plmscw"
+DEFAULT_TIMEOUT = 1800.0
+LOCAL_INSTANCE_TYPE = "local"
+
+
+@dataclass(frozen=True)
+class DeploymentStrategy:
+    """How an update shifts traffic to the new fleet (SageMaker blue/green)."""
+
+    name: str = "all-at-once"
+    step_percent: int = 50
+    wait_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class SmokeTest:
+    """The request sent to a new endpoint once it is InService."""
+
+    path: str
+    body: bytes
+    n_rows: int
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """Everything a deploy needs, validated, with no AWS call made yet."""
+
+    region: str
+    role_arn: str | None
+    profile: str | None
+    endpoint_name: str
+    instance_type: str
+    instance_count: int = 1
+    model_package_arn: str | None = None
+    model_package_group: str | None = None
+    stack: str = DEFAULT_STACK
+    monitor: bool = True
+    rollback: bool = True
+    keep_previous: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+    poll_interval: float | None = None
+    output_file: str | None = None
+    dry_run: bool = False
+    strategy: DeploymentStrategy = field(default_factory=DeploymentStrategy)
+    rollback_alarms: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    smoke_test: SmokeTest | None = None
+    name_was_generated: bool = False
+
+    @property
+    def is_local(self) -> bool:
+        return self.instance_type == LOCAL_INSTANCE_TYPE

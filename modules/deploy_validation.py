@@ -1,0 +1,366 @@
+"""Pre-flight checks for a deploy: everything that can be refused before the first AWS call.
+
+Cheap checks run first and import nothing heavy, so a typo in an ARN is refused in about the
+time Python takes to start (pathlib, datetime, difflib and the environment checks are imported
+only past that point): the model package ARN, the endpoint name, tags, the deployment
+strategy, the smoke-test file, then the environment (all missing variables at once). Only then
+does the instance-type check load botocore's SageMaker service model (~0.25 s) to read the list
+of valid real-time instance types, rather than keeping a list by hand that goes stale.
+
+The result is one frozen `DeploySettings` (modules/deploy_settings.py, imported once the cheap
+checks passed: even creating dataclasses costs start-up time); nothing after this module reads
+flags or the environment. Local mode and test_endpoint.py reuse the ARN, name and instance-type checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from utils import output
+from utils.errors import ValidationError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from modules.deploy_settings import DeploymentStrategy, DeploySettings, SmokeTest
+
+DEFAULT_INSTANCE_TYPE = "ml.c5.2xlarge"
+LOCAL_INSTANCE_TYPE = "local"
+RECOMMENDED_TYPES = "ml.c5.2xlarge or ml.c5.xlarge for production, ml.t2.medium for tests"
+MAX_NAME_LENGTH = 63
+MAX_TAGS = 50
+STRATEGIES = ("all-at-once", "canary", "linear")
+# Tags deploy-model puts on every model, endpoint config and endpoint it creates. "ManagedBy" is
+# how a later run recognises the configs and models it may clean up.
+TAG_MANAGED_BY = "ManagedBy"
+TAG_PACKAGE = "ModelPackageArn"
+TAG_STACK = "Stack"
+TAG_ENDPOINT = "EndpointName"
+TOOL_NAME = "deploy-model"
+RESERVED_TAG_KEYS = (TAG_MANAGED_BY, TAG_PACKAGE, TAG_STACK, TAG_ENDPOINT)
+
+# A name SageMaker accepts for endpoints, endpoint configs, variants and package groups.
+_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_PARTITION_RE = re.compile(r"^aws(-[a-z]+)*$")
+_INSTANCE_FORMAT_RE = re.compile(r"^ml\.[a-z0-9]+(-[a-z0-9]+)*\.[a-z0-9]+$")
+# GPU and accelerator families: wasted money for a linear model.
+_ACCELERATED_FAMILY_RE = re.compile(r"^(g\d|p\d|inf\d|trn\d|dl\d)")
+_TAG_CHARS_RE = re.compile(r"^[\w\s.:/=+\-@]*$")
+_ARN_EXAMPLE = "arn:aws:sagemaker:<region>:<12-digit account>:model-package/<group>/<version>"
+_ARN_HINTS = [
+    f"A model package ARN looks like {_ARN_EXAMPLE}.",
+    "Get one from: python utils/package-model.py --output-file model_arn.txt",
+    "Or list the registered packages: python utils/list_model_packages.py",
+]
+
+
+class ModelPackageArn(NamedTuple):
+    """The parts of a versioned model package ARN."""
+
+    arn: str
+    partition: str
+    region: str
+    account: str
+    group: str
+    version: int
+
+
+def arn_error(problem: str, hints: Sequence[str] = ()) -> ValidationError:
+    """`Invalid model package ARN: <problem>`; specific hints replace the generic ones."""
+    return ValidationError(f"Invalid model package ARN: {problem}",
+                           hint=list(hints) or _ARN_HINTS)
+
+
+def parse_model_package_arn(arn: str) -> ModelPackageArn:
+    """The ARN's parts, or a ValidationError naming the exact problem. Pure string work."""
+    arn = (arn or "").strip()
+    if not arn:
+        raise arn_error("it is empty")
+    parts = arn.split(":", 5)
+    if parts[0] != "arn" or len(parts) < 6:
+        raise arn_error(f"{arn!r} is not an ARN (it must start with 'arn:aws:sagemaker:')")
+    _, partition, service, region, account, resource = parts
+    if not _PARTITION_RE.match(partition):
+        raise arn_error(f"partition {partition!r} is not an AWS partition (e.g. 'aws')")
+    if service != "sagemaker":
+        raise arn_error(f"it is an ARN of the {service or '(empty)'!r} service, not SageMaker "
+                        "(it must start with 'arn:aws:sagemaker:')")
+    if not _REGION_RE.match(region):
+        raise arn_error(f"region {region!r} is not an AWS region code like ca-central-1")
+    if not _ACCOUNT_RE.match(account):
+        raise arn_error(f"account {account!r} is not a 12-digit AWS account ID")
+    group, version = _parse_package_resource(resource)
+    return ModelPackageArn(arn, partition, region, account, group, version)
+
+
+def _parse_package_resource(resource: str) -> tuple[str, int]:
+    kind, _, rest = resource.partition("/")
+    if kind == "model-package-group":
+        raise arn_error(
+            f"it names the model package group {rest!r}, not a version of it",
+            hints=[f"Deploy a version: .../model-package/{rest or '<group>'}/<version> "
+                   f"(list them: python utils/list_model_packages.py --filter {rest or '<group>'}).",
+                   f"Or pass --model-package-group {rest or '<group>'} to deploy its latest "
+                   "Approved version."])
+    if kind != "model-package":
+        raise arn_error(f"it names a {kind or '(missing resource type)'}, not a model package "
+                        "(expected .../model-package/<group>/<version>)")
+    pieces = rest.split("/")
+    if len(pieces) < 2 or not pieces[-1]:
+        raise arn_error(f"the version is missing: expected .../model-package/"
+                        f"{pieces[0] or '<group>'}/<version>, e.g. .../model-package/"
+                        f"{pieces[0] or '<group>'}/1")
+    if len(pieces) > 2:
+        raise arn_error(f"{rest!r} has too many parts: expected <group>/<version>")
+    group, version = pieces
+    if not _NAME_RE.match(group):
+        raise arn_error(f"group name {group!r} is not a valid model package group name "
+                        "(letters, digits and hyphens, at most 63)")
+    if not version.isdigit() or int(version) < 1:
+        raise arn_error(f"version {version!r} must be a whole number of at least 1")
+    return group, int(version)
+
+
+def check_arn_region(parsed: ModelPackageArn, region: str) -> None:
+    if parsed.region != region:
+        raise arn_error(
+            f"the package is in region {parsed.region} but AWS_REGION is {region}",
+            hints=[f"Deploy in {parsed.region} (export AWS_REGION={parsed.region}), or register "
+                   f"the model in {region} with utils/package-model.py."])
+
+
+def validate_endpoint_name(name: str) -> str:
+    """The name unchanged, or `Invalid endpoint name: ...` with the rule it breaks."""
+    name = name or ""
+    rule = ("Endpoint names use letters, digits and hyphens, at most 63 characters, and start "
+            "and end with a letter or digit (e.g. qc-endpoint-prod).")
+    if not name:
+        raise ValidationError("Invalid endpoint name: it is empty", hint=rule)
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValidationError(f"Invalid endpoint name: {name!r} is {len(name)} characters long, "
+                              f"the limit is {MAX_NAME_LENGTH}", hint=rule)
+    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c == "-"))})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        raise ValidationError(f"Invalid endpoint name: {name!r} contains {shown}", hint=rule)
+    if name.startswith("-") or name.endswith("-"):
+        raise ValidationError(f"Invalid endpoint name: {name!r} starts or ends with a hyphen",
+                              hint=rule)
+    return name
+
+
+def generated_endpoint_name(stack: str, now: datetime) -> str:
+    """`<stack>-endpoint-YYYYMMDD-HHMMSS`, trimmed to fit SageMaker's 63 characters."""
+    suffix = f"-endpoint-{now:%Y%m%d-%H%M%S}"
+    prefix = re.sub(r"[^a-zA-Z0-9-]+", "-", stack).strip("-")[: MAX_NAME_LENGTH - len(suffix)]
+    return validate_endpoint_name((prefix.rstrip("-") or "deploy") + suffix)
+
+
+def instance_type_format_problem(instance_type: str) -> str | None:
+    if instance_type == LOCAL_INSTANCE_TYPE:
+        return None
+    if not instance_type.startswith("ml."):
+        return (f"{instance_type!r} must start with 'ml.' (format ml.<family>.<size>, "
+                "e.g. ml.c5.2xlarge)")
+    if not _INSTANCE_FORMAT_RE.match(instance_type):
+        return f"{instance_type!r} is not in the format ml.<family>.<size> (e.g. ml.c5.2xlarge)"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def realtime_instance_types() -> tuple[str, ...]:
+    """SageMaker's real-time instance types, from botocore's bundled service model (no network).
+    Parsing that model costs ~0.1-0.25 s, so once per process is enough."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return tuple(model.shape_for("ProductionVariantInstanceType").enum)
+
+
+def validate_instance_type(instance_type: str,
+                           known: Sequence[str] | None = None) -> list[str]:
+    """Warnings for a usable type; `Invalid instance type: ...` for one SageMaker does not offer."""
+    instance_type = (instance_type or "").strip()
+    hint = f"Recommended for linear models: {RECOMMENDED_TYPES}."
+    problem = instance_type_format_problem(instance_type)
+    if problem:
+        raise ValidationError(f"Invalid instance type: {problem}", hint=hint)
+    if instance_type == LOCAL_INSTANCE_TYPE:
+        return []
+    known = realtime_instance_types() if known is None else known
+    if instance_type not in known:
+        import difflib
+
+        close = difflib.get_close_matches(instance_type, known, n=3, cutoff=0.75)
+        hints = [f"Did you mean {' or '.join(close)}?"] if close else []
+        raise ValidationError(
+            f"Invalid instance type: {instance_type!r} is not a SageMaker real-time "
+            "inference instance type", hint=hints + [hint, "Or use 'local' to serve on this "
+                                                           "machine."])
+    family = instance_type.split(".")[1]
+    if _ACCELERATED_FAMILY_RE.match(family):
+        return [f"{instance_type} is a GPU/accelerator instance: wasteful for a linear model "
+                f"(it runs on CPU). Recommended: {RECOMMENDED_TYPES}."]
+    return []
+
+
+def parse_tag(raw: str) -> tuple[str, str]:
+    """`KEY=VALUE` as an AWS tag (the rules SageMaker applies), for argparse's `type=`."""
+    key, sep, value = raw.partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {raw!r}")
+    if len(key) > 128 or len(value) > 256:
+        raise argparse.ArgumentTypeError(f"{raw!r}: keys are at most 128 characters, values 256")
+    if key.lower().startswith("aws:"):
+        raise argparse.ArgumentTypeError(f"{raw!r}: the 'aws:' prefix is reserved for AWS")
+    if not _TAG_CHARS_RE.match(key) or not _TAG_CHARS_RE.match(value):
+        raise argparse.ArgumentTypeError(
+            f"{raw!r}: tags may hold letters, digits, spaces and _ . : / = + - @")
+    return key, value
+
+
+def validate_tags(user_tags: Sequence[tuple[str, str]], reserved: Sequence[str]) -> None:
+    keys = [key for key, _ in user_tags]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise ValidationError(f"Invalid tags: {', '.join(duplicates)} given more than once",
+                              hint="Give each --tag KEY once.")
+    clashes = sorted(set(keys) & set(reserved))
+    if clashes:
+        raise ValidationError(f"Invalid tags: {', '.join(clashes)} is set by deploy-model itself",
+                              hint=f"Choose another key; reserved: {', '.join(reserved)}.")
+    if len(keys) + len(reserved) > MAX_TAGS:
+        raise ValidationError(
+            f"Invalid tags: {len(keys)} tags plus the {len(reserved)} deploy-model adds exceed "
+            f"SageMaker's limit of {MAX_TAGS} per resource",
+            hint=f"Pass at most {MAX_TAGS - len(reserved)} --tag options.")
+
+
+def validate_strategy(name: str, instance_count: int, step_percent: int,
+                      wait_seconds: int) -> DeploymentStrategy:
+    if name not in STRATEGIES:
+        raise ValidationError(f"Invalid deployment strategy: {name!r}",
+                              hint=f"Choose one of: {', '.join(STRATEGIES)}.")
+    if name != "all-at-once" and instance_count < 2:
+        raise ValidationError(
+            f"Invalid deployment strategy: {name} shifts traffic in steps of 10-50 % of the "
+            f"instances, which needs --instance-count of at least 2 (got {instance_count})",
+            hint="Use --instance-count 2 or more, or --deployment-strategy all-at-once.")
+    if name != "all-at-once" and not 10 <= step_percent <= 50:
+        raise ValidationError(f"Invalid step size: {step_percent} %; SageMaker takes 10-50 % of "
+                              "the instances per step", hint="Use --step-size between 10 and 50.")
+    if not 0 <= wait_seconds <= 3600:
+        raise ValidationError(f"Invalid step wait: {wait_seconds} s; SageMaker allows 0-3600",
+                              hint="Use --step-wait between 0 and 3600 seconds.")
+    from modules.deploy_settings import DeploymentStrategy
+
+    return DeploymentStrategy(name, step_percent, wait_seconds)
+
+
+def load_smoke_test(path: str) -> SmokeTest:
+    """Read and check the smoke-test request now, not after a ten-minute deploy."""
+    from pathlib import Path
+
+    from utils.contract import check_payload_size, parse_json_text, validate_request
+
+    file = Path(path)
+    if not file.is_file():
+        raise ValidationError(f"Smoke test data file not found: {path}",
+                              hint='Pass a JSON file like {"data": [[1.0, 2.0, 3.0]]}.')
+    body = file.read_bytes()
+    check_payload_size(body, source=f"smoke test data {path}")
+    rows = validate_request(parse_json_text(body.decode("utf-8", "replace"), path),
+                            source=f"smoke test data {path}")
+    from modules.deploy_settings import SmokeTest
+
+    return SmokeTest(path, body, len(rows))
+
+
+def settings_from_args(args: Any, env: Mapping[str, str],
+                       now: datetime | None = None) -> DeploySettings:
+    """Validate in order of cost; the first AWS call comes after this returns."""
+    parsed = _package_source(args)
+    from utils.env_validation import get_env_var, validate_env_vars
+
+    if args.endpoint_name:
+        endpoint_name = args.endpoint_name
+    else:
+        from datetime import datetime
+
+        endpoint_name = generated_endpoint_name(args.stack, now or datetime.now())
+    validate_endpoint_name(endpoint_name)
+    strategy = validate_strategy(args.deployment_strategy, args.instance_count, args.step_size,
+                                 args.step_wait)
+    tags = tuple(args.tag or ())
+    validate_tags(tags, RESERVED_TAG_KEYS)
+    _check_flag_combinations(args)
+    _check_output_file(args.output_file)
+    smoke = load_smoke_test(args.smoke_test_data) if args.smoke_test_data else None
+    local = args.instance_type == LOCAL_INSTANCE_TYPE
+    required = ["AWS_REGION"] if local else ["AWS_REGION", "SAGEMAKER_EXECUTION_ROLE_ARN"]
+    values = validate_env_vars(required, env)
+    if parsed is not None:
+        check_arn_region(parsed, values["AWS_REGION"])
+    for warning in validate_instance_type(args.instance_type):
+        output.print_warning(warning)
+    from modules.deploy_settings import DeploySettings
+
+    return DeploySettings(
+        region=values["AWS_REGION"], role_arn=values.get("SAGEMAKER_EXECUTION_ROLE_ARN"),
+        profile=get_env_var("AWS_PROFILE", env), endpoint_name=endpoint_name,
+        instance_type=args.instance_type, instance_count=args.instance_count,
+        model_package_arn=parsed.arn if parsed else None,
+        model_package_group=args.model_package_group, stack=args.stack,
+        monitor=not args.no_monitor, rollback=not args.skip_rollback,
+        keep_previous=args.keep_previous, timeout=args.timeout, poll_interval=args.poll_interval,
+        output_file=args.output_file, dry_run=args.dry_run, strategy=strategy,
+        rollback_alarms=tuple(dict.fromkeys(args.rollback_alarm or ())), tags=tags,
+        smoke_test=smoke, name_was_generated=not args.endpoint_name)
+
+
+def _package_source(args: Any) -> ModelPackageArn | None:
+    arn, group = args.model_package_arn, args.model_package_group
+    if arn and group:
+        raise ValidationError(
+            "Give either --model-package-arn or --model-package-group, not both",
+            hint="--model-package-group deploys the group's latest Approved version; "
+                 "-a deploys exactly the version you name.")
+    if not arn and not group:
+        raise ValidationError(
+            "No model package given: pass --model-package-arn (env MODEL_PACKAGE_ARN) or "
+            "--model-package-group (env MODEL_PACKAGE_GROUP)", hint=_ARN_HINTS)
+    if group:
+        if not _NAME_RE.match(group):
+            raise ValidationError(f"Invalid model package group: {group!r}",
+                                  hint="Group names use letters, digits and hyphens, at most 63.")
+        return None
+    return parse_model_package_arn(arn)
+
+
+def _check_output_file(path: str | None) -> None:
+    """Refuse now an output file that could not be written after a ten-minute deploy."""
+    if not path:
+        return
+    from pathlib import Path
+
+    target = Path(path)
+    if target.is_dir():
+        raise ValidationError(f"Invalid output file: {path} is a directory",
+                              hint="Pass a file path, e.g. --output-file endpoint_name.txt.")
+    if not target.parent.is_dir():
+        raise ValidationError(f"Invalid output file: the directory {target.parent} does not exist",
+                              hint="Create it first, or write the file elsewhere.")
+
+
+def _check_flag_combinations(args: Any) -> None:
+    if args.smoke_test_data and args.no_monitor:
+        raise ValidationError(
+            "--smoke-test-data needs monitoring: the test runs once the endpoint is InService",
+            hint="Drop --no-monitor, or run test_endpoint.py yourself once it is InService.")

@@ -1,0 +1,104 @@
+"""utils/delete_endpoint.py: SageMaker endpoints with their config and model, and local ones."""
+
+from __future__ import annotations
+
+import pytest
+from moto import mock_aws
+
+from tests.conftest import load_script
+from tests.deploy_support import (
+    client,
+    deploy_script,
+    one_json_document,
+    register_package,
+    reuse_sessions,
+)
+from tests.sagemaker_double import SageMakerDouble, resources
+from utils import local_endpoints
+
+EMPTY = {"endpoints": [], "configs": [], "models": []}
+delete_script = load_script("utils/delete_endpoint.py")
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    reuse_sessions(monkeypatch)
+    with mock_aws(), SageMakerDouble() as double:
+        double.sagemaker = client("sagemaker")
+        yield double
+
+
+@pytest.fixture
+def env(account_env, tmp_path):
+    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01",
+            "DEPLOY_MODEL_STATE_DIR": str(tmp_path / "state")}
+
+
+def deployed(aws, env, name="qc-del"):
+    arn = register_package(aws.sagemaker)
+    assert deploy_script().main(["-a", arn, "-e", name], env) == 0
+    return resources(aws.sagemaker)
+
+
+def test_deletes_the_endpoint_its_config_and_its_model(aws, env, capsys):
+    before = deployed(aws, env)
+    capsys.readouterr()
+    assert delete_script.main(["-e", "qc-del"], env) == 0
+    out = capsys.readouterr().out
+    assert "Removed endpoint qc-del" in out
+    assert f"endpoint-config {before['configs'][0]}" in out and f"model {before['models'][0]}" in out
+    assert resources(aws.sagemaker) == EMPTY
+
+
+def test_json_lists_what_was_removed(aws, env, capsys):
+    before = deployed(aws, env)
+    capsys.readouterr()
+    assert delete_script.main(["-e", "qc-del", "--json"], env) == 0
+    doc = one_json_document(capsys.readouterr().out)
+    assert doc["removed"] == ["endpoint qc-del", f"endpoint-config {before['configs'][0]}",
+                              f"model {before['models'][0]}"]
+    assert doc["local"] is False and doc["left_behind"] == []
+
+
+def test_other_endpoints_are_untouched(aws, env, capsys):
+    deployed(aws, env, "qc-keep")
+    deployed(aws, env, "qc-del")
+    assert delete_script.main(["-e", "qc-del"], env) == 0
+    assert resources(aws.sagemaker)["endpoints"] == ["qc-keep"]
+    assert len(resources(aws.sagemaker)["configs"]) == 1
+
+
+def test_an_unknown_endpoint_is_an_aws_error(aws, env, capsys):
+    assert delete_script.main(["-e", "ghost", "--json"], env) == 3
+    doc = one_json_document(capsys.readouterr().out)
+    assert "No endpoint named ghost" in doc["error"] and doc["exit_code"] == 3
+
+
+def test_an_endpoint_still_creating_is_waited_for(aws, env, capsys):
+    aws.create_takes(4)  # it finishes creating after four more looks
+    arn = register_package(aws.sagemaker)
+    assert deploy_script().main(["-a", arn, "-e", "qc-new", "--no-monitor"], env) == 0
+    aws.refuse_delete_while_creating()
+    capsys.readouterr()
+    assert delete_script.main(["-e", "qc-new"], env) == 0
+    assert "cannot be deleted while it is still being created" in capsys.readouterr().out
+    assert resources(aws.sagemaker) == EMPTY
+
+
+def test_bad_name_is_refused_before_anything_else(aws, env, capsys):
+    assert delete_script.main(["-e", "bad_name"], env) == 2
+    assert "Invalid endpoint name" in capsys.readouterr().err
+
+
+def test_a_local_endpoint_is_stopped_without_asking_aws(tmp_path, capsys):
+    state = tmp_path / "state"
+    directory = local_endpoints.endpoint_dir(state, "qc-local")
+    local_endpoints.write_record(directory, {
+        "endpoint_name": "qc-local", "pid": 2_000_000_000, "port": 1, "url": "http://127.0.0.1:1",
+        "model_package_arn": "arn:aws:sagemaker:ca-central-1:123456789012:model-package/g/1",
+        "created_at": "2026-01-15T09:30:05Z", "server_command": ["serve"]})
+    env = {"DEPLOY_MODEL_STATE_DIR": str(state), "NO_COLOR": "1"}  # no AWS_REGION: not needed
+    assert delete_script.main(["-e", "qc-local", "--json"], env) == 0
+    doc = one_json_document(capsys.readouterr().out)
+    assert doc["local"] is True and doc["removed"] == ["local endpoint qc-local"]
+    assert not directory.exists()

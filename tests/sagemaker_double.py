@@ -1,0 +1,319 @@
+"""The ONE test double for what moto's SageMaker does not model (DESIGN.md sections 3 and 6).
+
+moto keeps the state (`sagemaker_backends[account][region].endpoints`, configs, models) and
+answers every other call; this double patches moto's SageMaker *response* layer inside a context
+manager, so it works in-process under `mock_aws` and over HTTP with `ThreadedMotoServer` alike:
+
+- UpdateEndpoint (moto raises NotImplementedError): the endpoint goes `Updating`, keeps its old
+  config while updating, and after N DescribeEndpoint calls either switches to the new config
+  (success) or, as SageMaker does when an update fails, returns to `InService` on the OLD config
+  with `FailureReason` set; or ends `UpdateRollbackFailed`. Variant names must stay the same.
+- CreateEndpoint that stays `Creating` for N describes and then ends `InService` or `Failed`.
+- DeleteEndpoint refused while `Creating` (optional), and deletion that takes N describes.
+- DescribeEndpoint throttled K times (`ThrottlingException`, which botocore's retry config
+  retries; `fast_retries` zeroes botocore's back-off so the tests do not sleep).
+- CloudWatch log events (and the log group itself) appearing at the Nth describe, the way the
+  container's output shows up during a real deploy.
+- The next sagemaker-runtime InvokeEndpoint answer.
+
+Progress is counted in DescribeEndpoint calls, not seconds, so tests with a fake clock are exact.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.core.exceptions import ServiceException
+from moto.core.responses import ActionResult
+from moto.sagemaker.exceptions import ValidationError
+from moto.sagemaker.responses import SageMakerResponse
+
+ACCOUNT = "123456789012"
+REGION = "ca-central-1"
+
+
+class ThrottlingException(ServiceException):
+    code = "ThrottlingException"
+    message = "Rate exceeded"
+
+
+@dataclass
+class _Transition:
+    """What an endpoint turns into after `describes` more DescribeEndpoint calls."""
+
+    describes: int
+    status: str
+    failure_reason: str | None = None
+    new_config: str | None = None  # set: switch to this config when the transition lands
+    remove: bool = False  # deletion completes
+
+
+@dataclass
+class _LogDrop:
+    at_describe: int
+    lines: list[str]
+    stream: str
+
+
+@dataclass
+class _Script:
+    describes: int
+    outcome: str
+    failure_reason: str | None
+
+
+@dataclass
+class SageMakerDouble:
+    account: str = ACCOUNT
+    region: str = REGION
+    fast_retries: bool = True
+    calls: collections.Counter = field(default_factory=collections.Counter)
+    update_requests: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._create_scripts: dict[str | None, _Script] = {}
+        self._update_scripts: list[_Script] = []
+        self._transitions: dict[str, _Transition] = {}
+        self._describes: collections.Counter = collections.Counter()
+        self._logs: dict[str, list[_LogDrop]] = collections.defaultdict(list)
+        self._throttles = 0
+        self._throttle_after = 0
+        self._refuse_delete_while_creating = False
+        self._delete_describes = 0
+        self._saved: dict[str, Any] = {}
+
+    # -- scripting ---------------------------------------------------------------------------
+
+    def create_takes(self, describes: int, outcome: str = "InService",
+                     failure_reason: str | None = None, endpoint: str | None = None) -> None:
+        """The next CreateEndpoint (of `endpoint`, or any) shows Creating for `describes`
+        DescribeEndpoint calls, then `outcome` (InService or Failed)."""
+        self._create_scripts[endpoint] = _Script(describes, outcome, failure_reason)
+
+    def update_takes(self, describes: int, outcome: str = "InService",
+                     failure_reason: str | None = None) -> None:
+        """The next UpdateEndpoint shows Updating for `describes` calls, then: "InService" (on the
+        new config), "RolledBack" (InService on the old config, FailureReason set),
+        "UpdateRollbackFailed" or "Failed"."""
+        self._update_scripts.append(_Script(describes, outcome, failure_reason))
+
+    def throttle_describe(self, times: int, after: int = 0) -> None:
+        """Answer the `times` DescribeEndpoint calls that follow the next `after` ones with
+        ThrottlingException (each botocore retry is a call)."""
+        self._throttle_after = after
+        self._throttles += times
+
+    def refuse_delete_while_creating(self, refuse: bool = True) -> None:
+        self._refuse_delete_while_creating = refuse
+
+    def deleting_takes(self, describes: int) -> None:
+        self._delete_describes = describes
+
+    def log_at(self, endpoint: str, describe: int, lines: list[str],
+               stream: str = "AllTraffic/i-0123456789abcdef0") -> None:
+        """Write `lines` to /aws/sagemaker/Endpoints/<endpoint> at its `describe`-th
+        DescribeEndpoint (the group is created then if it does not exist yet)."""
+        self._logs[endpoint].append(_LogDrop(describe, list(lines), stream))
+
+    def answer_invocations_with(self, body: str, content_type: str = "application/json") -> None:
+        from moto.sagemakerruntime.models import sagemakerruntime_backends
+
+        backend = sagemakerruntime_backends[self.account][self.region]
+        backend.results_queue.append((body, content_type, "AllTraffic", ""))
+
+    # -- inspection --------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> Any:
+        from moto.sagemaker.models import sagemaker_backends
+
+        return sagemaker_backends[self.account][self.region]
+
+    def describes_of(self, endpoint: str) -> int:
+        return self._describes[endpoint]
+
+    # -- patching ----------------------------------------------------------------------------
+
+    def __enter__(self) -> SageMakerDouble:
+        double = self
+        names = ("create_endpoint", "describe_endpoint", "delete_endpoint", "update_endpoint",
+                 "call_action")
+        # What the class itself defines, to restore; and what it resolves to (maybe inherited).
+        self._saved = {name: SageMakerResponse.__dict__.get(name) for name in names}
+        originals = {name: getattr(SageMakerResponse, name, None) for name in names}
+
+        def call_action(response: SageMakerResponse) -> Any:
+            double.calls[response._get_action()] += 1
+            if not double._throttles:
+                return originals["call_action"](response)
+            with warnings.catch_warnings():
+                # SageMaker's model has no ThrottlingException shape (it is a common AWS
+                # error), so moto warns while serialising it.
+                warnings.simplefilter("ignore", UserWarning)
+                return originals["call_action"](response)
+
+        def create_endpoint(response: SageMakerResponse) -> Any:
+            result = originals["create_endpoint"](response)
+            double._on_created(response.sagemaker_backend, response._get_param("EndpointName"))
+            return result
+
+        def describe_endpoint(response: SageMakerResponse) -> Any:
+            name = response._get_param("EndpointName")
+            if double._throttle_after > 0:
+                double._throttle_after -= 1
+            elif double._throttles > 0:
+                double._throttles -= 1
+                raise ThrottlingException()
+            double._on_describe(response.sagemaker_backend, name)
+            return originals["describe_endpoint"](response)
+
+        def delete_endpoint(response: SageMakerResponse) -> Any:
+            return double._on_delete(response, originals["delete_endpoint"])
+
+        def update_endpoint(response: SageMakerResponse) -> Any:
+            return double._on_update(response)
+
+        SageMakerResponse.call_action = call_action
+        SageMakerResponse.create_endpoint = create_endpoint
+        SageMakerResponse.describe_endpoint = describe_endpoint
+        SageMakerResponse.delete_endpoint = delete_endpoint
+        SageMakerResponse.update_endpoint = update_endpoint
+        if self.fast_retries:
+            self._patch_backoff()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for name, original in self._saved.items():
+            if original is None:
+                if name in SageMakerResponse.__dict__:
+                    delattr(SageMakerResponse, name)
+            else:
+                setattr(SageMakerResponse, name, original)
+        if "delay_amount" in self._saved:
+            from botocore.retries.standard import ExponentialBackoff
+
+            ExponentialBackoff.delay_amount = self._saved.pop("delay_amount")
+
+    def _patch_backoff(self) -> None:
+        from botocore.retries.standard import ExponentialBackoff
+
+        self._saved["delay_amount"] = ExponentialBackoff.delay_amount
+        ExponentialBackoff.delay_amount = lambda backoff, context: 0
+
+    # -- behaviour ---------------------------------------------------------------------------
+
+    def _on_created(self, backend: Any, name: str) -> None:
+        script = self._create_scripts.pop(name, None) or self._create_scripts.pop(None, None)
+        if script is None:
+            return
+        endpoint = backend.endpoints[name]
+        endpoint.endpoint_status = "Creating"
+        self._transitions[name] = _Transition(script.describes, script.outcome,
+                                              script.failure_reason)
+
+    def _on_describe(self, backend: Any, name: str) -> None:
+        self._describes[name] += 1
+        self._drop_logs(name)
+        transition = self._transitions.get(name)
+        endpoint = backend.endpoints.get(name)
+        if transition is None or endpoint is None:
+            return
+        if transition.describes > 0:
+            transition.describes -= 1
+            return
+        del self._transitions[name]
+        if transition.remove:
+            backend.endpoints.pop(name, None)
+            return
+        if transition.new_config:
+            config = backend.endpoint_configs[transition.new_config]
+            endpoint.endpoint_config_name = transition.new_config
+            endpoint.production_variants = endpoint._process_production_variants(
+                config.production_variants)
+        endpoint.endpoint_status = transition.status
+        endpoint.failure_reason = transition.failure_reason
+
+    def _on_delete(self, response: SageMakerResponse, original: Any) -> Any:
+        name = response._get_param("EndpointName")
+        backend = response.sagemaker_backend
+        endpoint = backend.endpoints.get(name)
+        if endpoint is not None and self._refuse_delete_while_creating and \
+                endpoint.endpoint_status == "Creating":
+            raise ValidationError(message=f"Cannot delete endpoint {name} while it is Creating; "
+                                          "retry when it has finished")
+        if endpoint is None or self._delete_describes <= 0:
+            self._transitions.pop(name, None)
+            return original(response)
+        endpoint.endpoint_status = "Deleting"
+        self._transitions[name] = _Transition(self._delete_describes - 1, "Deleting",
+                                              remove=True)
+        return ActionResult({})
+
+    def _on_update(self, response: SageMakerResponse) -> Any:
+        backend = response.sagemaker_backend
+        name = response._get_param("EndpointName")
+        config_name = response._get_param("EndpointConfigName")
+        self.update_requests.append({
+            "EndpointName": name, "EndpointConfigName": config_name,
+            "DeploymentConfig": response._get_param("DeploymentConfig")})
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            raise ValidationError(message=f"Could not find endpoint '{name}'.")
+        if endpoint.endpoint_status != "InService":
+            raise ValidationError(message=f"Cannot update in-progress endpoint '{name}'.")
+        config = backend.endpoint_configs.get(config_name)
+        if config is None:
+            raise ValidationError(message=f"Could not find endpoint configuration "
+                                          f"'{config_name}'.")
+        old = sorted(v["VariantName"] for v in endpoint.production_variants)
+        new = sorted(v["VariantName"] for v in config.production_variants)
+        if old != new:
+            raise ValidationError(message=f"Variant names {new} differ from the endpoint's {old}; "
+                                          "a blue/green update keeps them")
+        script = self._update_scripts.pop(0) if self._update_scripts else _Script(1, "InService",
+                                                                                    None)
+        endpoint.endpoint_status = "Updating"
+        if script.outcome == "InService":
+            transition = _Transition(script.describes, "InService", None, new_config=config_name)
+        elif script.outcome == "RolledBack":
+            transition = _Transition(script.describes, "InService",
+                                     script.failure_reason or "Update failed; rolled back")
+        else:
+            transition = _Transition(script.describes, script.outcome, script.failure_reason,
+                                     new_config=config_name)
+        self._transitions[name] = transition
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    def _drop_logs(self, endpoint: str) -> None:
+        count = self._describes[endpoint]
+        due = [drop for drop in self._logs.get(endpoint, []) if drop.at_describe == count]
+        for drop in due:
+            self._write_logs(endpoint, drop)
+
+    def _write_logs(self, endpoint: str, drop: _LogDrop) -> None:
+        from moto.logs.models import logs_backends
+
+        logs = logs_backends[self.account][self.region]
+        group = f"/aws/sagemaker/Endpoints/{endpoint}"
+        if group not in logs.groups:
+            logs.create_log_group(group, tags={})
+        if drop.stream not in logs.groups[group].streams:
+            logs.create_log_stream(group, drop.stream)
+        now = int(time.time() * 1000)
+        logs.put_log_events(group, drop.stream,
+                            [{"timestamp": now + i, "message": line}
+                             for i, line in enumerate(drop.lines)])
+
+
+def resources(sagemaker: Any) -> dict[str, list[str]]:
+    """Every model, endpoint config and endpoint: what a failure test checks is empty."""
+    return {
+        "endpoints": sorted(e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]),
+        "configs": sorted(c["EndpointConfigName"]
+                          for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]),
+        "models": sorted(m["ModelName"] for m in sagemaker.list_models()["Models"]),
+    }

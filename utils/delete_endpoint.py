@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Delete an endpoint with its endpoint config and model, or stop a local endpoint.
+
+A local endpoint of that name (started with `deploy-model.py -t local`) is stopped first;
+otherwise the SageMaker endpoint is deleted (waiting until it is gone, also while it is still
+Creating), then its current config and that config's models. Asks nothing; prints what it
+removed, or with `--json` one document listing it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, never installed
+
+from utils import output  # noqa: E402
+from utils.cli import EnvArgumentParser, add_common_flags, environ, positive_float, run  # noqa: E402
+from utils.errors import AwsError, DeployModelError, ExitCode  # noqa: E402
+
+_EPILOG = """\
+examples:
+  python utils/delete_endpoint.py -e qc-endpoint-20260115-093000
+  python utils/delete_endpoint.py -e qc-local --json
+
+required environment for SageMaker endpoints: AWS_REGION (AWS_PROFILE optional)."""
+
+
+def build_parser() -> EnvArgumentParser:
+    parser = EnvArgumentParser(prog="delete_endpoint.py", description=__doc__.split("\n\n")[0],
+                               epilog=_EPILOG)
+    parser.add_env_argument("-e", "--endpoint-name", env="ENDPOINT_NAME", metavar="NAME",
+                            help="endpoint to delete (required)")
+    parser.add_env_argument("--timeout", env="DELETE_TIMEOUT", default=900.0, type=positive_float,
+                            metavar="SECONDS", help="how long to wait for the endpoint to go")
+    parser.add_env_argument("--poll-interval", env="DEPLOY_POLL_INTERVAL", type=positive_float,
+                            metavar="SECONDS",
+                            help="seconds between status checks (default: back off from 5 to 30)")
+    add_common_flags(parser)
+    return parser
+
+
+def _execute(args, env) -> int:
+    from modules.deploy_validation import validate_endpoint_name
+
+    if not args.endpoint_name:
+        from utils.errors import ValidationError
+
+        raise ValidationError("No endpoint given: pass -e/--endpoint-name (env ENDPOINT_NAME)")
+    name = validate_endpoint_name(args.endpoint_name)
+    result = _stop_local(name, env)
+    if result is None:
+        result = _delete_sagemaker(name, env, args.timeout, args.poll_interval)
+    if output.is_json_mode():
+        output.print_json_result(result)
+    return int(ExitCode.OK)
+
+
+def _stop_local(name: str, env) -> dict | None:
+    from modules.local_endpoint import stop_local_endpoint
+    from utils.local_endpoints import state_dir_from_env
+
+    stopped = stop_local_endpoint(name, state_dir_from_env(env))
+    if stopped is None:
+        return None
+    output.print_success(f"Stopped local endpoint {name}")
+    return {**stopped, "endpoint_name": name, "local": True,
+            "removed": [f"local endpoint {name}"]}
+
+
+def _delete_sagemaker(name: str, env, timeout: float, poll_interval: float | None) -> dict:
+    from modules.deploy_plan import delete_endpoint_with_resources
+    from utils.boto_session import create_clients, get_boto_session
+    from utils.env_validation import get_env_var, validate_env_vars
+
+    region = validate_env_vars(["AWS_REGION"], env)["AWS_REGION"]
+    output.print_header(f"Deleting endpoint {name}")
+    session = get_boto_session(region, get_env_var("AWS_PROFILE", env))
+    (sagemaker,) = create_clients(session, "sagemaker")
+    report = delete_endpoint_with_resources(sagemaker, name, timeout=timeout,
+                                            poll_interval=poll_interval)
+    if report is None:
+        raise AwsError(f"No endpoint named {name} in {region} (and no local endpoint)", hint=[
+            f"List endpoints: aws sagemaker list-endpoints --region {region}",
+            "Check AWS_REGION: endpoints live in one region."])
+    result = {"endpoint_name": name, "local": False, "region": region,
+              "removed": [str(r) for r in report.removed],
+              "left_behind": [str(r) for r in report.left],
+              "cleanup_commands": [r.delete_command(region) for r in report.left]}
+    if report.left:
+        raise DeleteIncomplete(name, report, result)
+    output.print_success(f"Removed {', '.join(result['removed'])}")
+    return result
+
+
+class DeleteIncomplete(DeployModelError):
+    """Something could not be removed (or Ctrl-C stopped the wait): say what is left and how to
+    remove it; the JSON document lists it too."""
+
+    def __init__(self, name: str, report, result: dict) -> None:
+        super().__init__(f"Could not remove everything of endpoint {name}",
+                         details=report.lines(result["region"]))
+        self.result = result
+        self.exit_code = ExitCode.AWS
+        if report.interrupted is not None:
+            self.exit_code = (ExitCode.INTERRUPTED if isinstance(report.interrupted,
+                                                                 KeyboardInterrupt)
+                              else ExitCode.TERMINATED)
+
+    def to_dict(self) -> dict:
+        return {**self.result, **super().to_dict()}
+
+
+def main(argv=None, env=None) -> int:
+    env = environ(env)
+    args = build_parser().parse_with_env(argv, env)
+    output.configure_output(json_mode=args.json, env=env)
+    return run(lambda: _execute(args, env), debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
