@@ -4,13 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Nothing from the user's shell may leak in (AWS_PROFILE, an endpoint override, NO_MONITOR=1, ...):
+# run in a clean environment that holds only what a terminal needs.
+if [ -z "${DEPLOY_MODEL_DEMO_CLEAN_ENV:-}" ]; then
+  exec env -i DEPLOY_MODEL_DEMO_CLEAN_ENV=1 PATH="$PATH" HOME="$HOME" TERM="${TERM:-dumb}" \
+    LANG="${LANG:-C.UTF-8}" TMPDIR="${TMPDIR:-/tmp}" ${NO_COLOR+NO_COLOR="$NO_COLOR"} \
+    ${PYTHON+PYTHON="$PYTHON"} bash "$0" "$@"
+fi
+
 PY=${PYTHON:-.venv/bin/python}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/deploy-model-demo.XXXXXX")
 MOTO_PID=""
 LOCAL_ENDPOINT=qc-demo-local
 AWS_ENDPOINT_NAME=qc-demo
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD="" PLAIN=""; fi
+step() { printf '\n%s== %s%s\n' "$BOLD" "$*" "$PLAIN"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
 cleanup() {
@@ -21,7 +30,8 @@ cleanup() {
   fi
   if [ -n "$MOTO_PID" ] && kill -0 "$MOTO_PID" 2>/dev/null; then
     kill "$MOTO_PID" 2>/dev/null || true
-    wait "$MOTO_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$MOTO_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$MOTO_PID" 2>/dev/null || true
   fi
   rm -rf "$WORK"
   if [ "$code" -ne 0 ]; then
@@ -33,12 +43,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Nothing from the user's own AWS set-up may leak in: no profile, no config file, no endpoint override.
-while IFS='=' read -r name _; do
-  case "$name" in AWS_*|SAGEMAKER_*|DATA_BUCKET|AI_INPUT_QUEUE_URL|MODEL_PACKAGE_*|ENDPOINT_NAME*|INSTANCE_*|IMAGE_URI|ARTIFACTS_DIR|STACK|REPO_NAME|IMPORT_BRANCH_NAME|MODEL_ARN_FILE|DEPLOY_*) unset "$name" ;; esac
-done < <(env)
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
-export DEPLOY_MODEL_STATE_DIR="$WORK/state" NO_COLOR=${NO_COLOR:-}
+export DEPLOY_MODEL_STATE_DIR="$WORK/state"
 
 step "0. Start the embedded AWS (moto's HTTP server on 127.0.0.1)"
 read -r MOTO_PID ENDPOINT_URL < <("$PY" demo/emulated_aws.py start --log "$WORK/moto.log")

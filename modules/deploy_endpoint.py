@@ -45,7 +45,7 @@ from modules.deploy_plan import (
     start_endpoint,
     superseded_resources,
 )
-from modules.deploy_settings import DeploymentStrategy, DeploySettings
+from modules.deploy_settings import DeploySettings
 from modules.monitor_endpoint import (
     LOG_POLL_SECONDS,
     MonitorResult,
@@ -186,7 +186,7 @@ def deploy_local_endpoint(settings: DeploySettings, env: Mapping[str, str]) -> d
 def _warn_ignored_in_local_mode(settings: DeploySettings) -> None:
     ignored = [flag for flag, used in (
         ("--instance-count", settings.instance_count != 1),
-        ("--deployment-strategy", settings.strategy != DeploymentStrategy()),
+        ("--deployment-strategy", settings.strategy.name != "all-at-once"),
         ("--rollback-alarm", bool(settings.rollback_alarms)), ("--tag", bool(settings.tags)),
         ("--smoke-test-data", settings.smoke_test is not None),
         ("--no-monitor", not settings.monitor), ("--skip-rollback", not settings.rollback),

@@ -282,3 +282,16 @@ def test_local_instance_type_hands_over_to_local_mode(aws, env, capsys, monkeypa
                       "state_dir": tmp_path / "state", "timeout": 1800.0}]
     assert "Ignored in local mode: --instance-count" in captured.err
     assert resources(aws.sagemaker) == EMPTY  # nothing on SageMaker
+
+
+def test_local_mode_with_default_options_warns_about_nothing(aws, env, capsys, monkeypatch,
+                                                             tmp_path):
+    import modules.local_endpoint as local_endpoint
+
+    monkeypatch.setattr(local_endpoint, "deploy_local", lambda sagemaker, s3, **kwargs: {
+        "endpoint_name": kwargs["endpoint_name"], "status": "InService", "action": "created",
+        "url": "http://127.0.0.1:8123", "pid": 4242})
+    arn = register_package(aws.sagemaker)
+    env = {**env, "DEPLOY_MODEL_STATE_DIR": str(tmp_path / "state")}
+    assert main(["-a", arn, "-t", "local", "-e", "qc-local"], env) == 0
+    assert "Ignored in local mode" not in capsys.readouterr().err
