@@ -1,0 +1,187 @@
+"""Load a user's inference handlers exactly as the AWS scikit-learn container does.
+
+The handler module is the file named by SAGEMAKER_PROGRAM (e.g. `inference.py`) in the directory
+SAGEMAKER_SUBMIT_DIRECTORY; that directory goes on sys.path so the module can import its
+neighbours. Like AWS's container (sagemaker_sklearn_container.serving):
+
+- `model_fn(model_dir)` is required (AWS has no default for scikit-learn either);
+- `input_fn`, `predict_fn`, `output_fn` are optional and default to decoding JSON/CSV/NPY into a
+  numpy array, `model.predict`, and encoding the result as JSON/CSV/NPY for the Accept type;
+- alternatively `transform_fn(model, body, content_type, accept)` does all three, and may not be
+  combined with them.
+
+`output_fn` (or `transform_fn`) may return `(body, content_type)`, a body alone (bytes or str,
+sent as the Accept type), or a response object with `get_data()` (Flask/werkzeug, as AWS's
+`worker.Response`).
+
+HTTP status of a handler's exception (`status_for`): its `status_code` attribute when that is an
+int from 400 to 599 (the convention of AWS's sagemaker-inference toolkit and of our
+inference.py); otherwise 400 for ValueError/TypeError (bad input); otherwise 500.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+JSON_TYPE = "application/json"
+CSV_TYPE = "text/csv"
+NPY_TYPE = "application/x-npy"
+_HANDLER_NAMES = ("input_fn", "predict_fn", "output_fn")
+
+
+class HandlerError(Exception):
+    """The handler module cannot be used: the server refuses to start."""
+
+
+class UnsupportedFormatError(ValueError):
+    """A default handler met a content type or Accept it cannot serve."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class Handlers:
+    source: Path
+    model_fn: Callable[[str], Any]
+    transform: Callable[[Any, bytes, str, str], Any]  # (model, body, content_type, accept)
+    provided: tuple[str, ...]  # the handler names the module defines, for the start-up line
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+def load_handlers(submit_dir: Path, program: str) -> Handlers:
+    module = import_user_module(submit_dir, program)
+    return handlers_from_module(module, Path(module.__file__))
+
+
+def import_user_module(submit_dir: Path, program: str) -> ModuleType:
+    """Import `program` from `submit_dir` as a top-level module, as AWS's container does."""
+    name = program[:-3] if program.endswith(".py") else program
+    path = submit_dir / f"{name}.py"
+    if not path.is_file():
+        raise HandlerError(f"the handler module {path} does not exist (SAGEMAKER_SUBMIT_DIRECTORY="
+                           f"{submit_dir}, SAGEMAKER_PROGRAM={program})")
+    sys.path.insert(0, str(submit_dir))  # the module may import files next to it
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # pickles that refer to the module resolve to this one
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise HandlerError(f"importing {path} failed: {describe_exception(exc)}") from exc
+    return module
+
+
+def handlers_from_module(module: ModuleType, source: Path) -> Handlers:
+    model_fn = getattr(module, "model_fn", None)
+    if not callable(model_fn):
+        raise HandlerError(f"{source} defines no model_fn(model_dir): the server needs it to load "
+                           "the model (the AWS scikit-learn container requires it too)")
+    provided = tuple(name for name in ("model_fn", "transform_fn", *_HANDLER_NAMES)
+                     if callable(getattr(module, name, None)))
+    transform_fn = getattr(module, "transform_fn", None)
+    if callable(transform_fn):
+        if set(provided) & set(_HANDLER_NAMES):
+            raise HandlerError(f"{source} defines transform_fn together with input_fn, predict_fn "
+                               "or output_fn: use either transform_fn alone or the other three")
+        return Handlers(source, model_fn, transform_fn, provided)
+    return Handlers(source, model_fn, _compose(
+        getattr(module, "input_fn", None) or default_input_fn,
+        getattr(module, "predict_fn", None) or default_predict_fn,
+        getattr(module, "output_fn", None) or default_output_fn), provided)
+
+
+def _compose(input_fn: Callable, predict_fn: Callable, output_fn: Callable) -> Callable:
+    def transform(model: Any, body: bytes, content_type: str, accept: str) -> Any:
+        return output_fn(predict_fn(input_fn(body, content_type), model), accept)
+
+    return transform
+
+
+def describe_exception(exc: BaseException) -> str:
+    """'Type: message (at file.py line N)', the innermost frame being where it was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name} line {frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+def status_for(exc: BaseException) -> int:
+    code = getattr(exc, "status_code", None)
+    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
+        return code
+    return 400 if isinstance(exc, (ValueError, TypeError)) else 500
+
+
+def normalize_output(result: Any, accept: str) -> tuple[int, bytes, str]:
+    """(status, body, content type) from whatever output_fn/transform_fn returned."""
+    status, content_type = 200, accept
+    if isinstance(result, tuple) and len(result) == 2:
+        result, content_type = result[0], result[1] or accept
+    elif hasattr(result, "get_data"):  # a Flask/werkzeug response, as AWS's worker.Response
+        status = int(getattr(result, "status_code", 200))
+        content_type = getattr(result, "mimetype", None) or accept
+        result = result.get_data()
+    if isinstance(result, str):
+        return status, result.encode("utf-8"), content_type
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return status, bytes(result), content_type
+    if isinstance(result, (dict, list)):  # what Flask would turn into JSON
+        return status, json.dumps(result).encode("utf-8"), JSON_TYPE
+    raise TypeError(f"output_fn returned a {type(result).__name__}; expected bytes, str, or a "
+                    "(body, content_type) tuple")
+
+
+# --- defaults, as in AWS's scikit-learn container ---------------------------------------------
+
+def default_input_fn(body: bytes | str, content_type: str) -> np.ndarray:
+    media_type = (content_type or JSON_TYPE).split(";", 1)[0].strip().lower()
+    if media_type == JSON_TYPE:
+        return np.asarray(json.loads(body), dtype=np.float32)
+    if media_type == CSV_TYPE:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        return np.asarray(rows, dtype=np.float32)
+    if media_type == NPY_TYPE:
+        raw = body.encode("latin-1") if isinstance(body, str) else body
+        return np.load(io.BytesIO(raw), allow_pickle=False)
+    raise UnsupportedFormatError(f"Content type {content_type!r} is not supported by the default "
+                                 f"input_fn: use {JSON_TYPE}, {CSV_TYPE} or {NPY_TYPE}", 415)
+
+
+def default_predict_fn(data: Any, model: Any) -> Any:
+    return model.predict(data)
+
+
+def default_output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
+    media_type = (accept or JSON_TYPE).split(";", 1)[0].strip().lower()
+    array = np.asarray(prediction)
+    if media_type in (JSON_TYPE, "*/*"):
+        return json.dumps(array.tolist()).encode("utf-8"), JSON_TYPE
+    if media_type == CSV_TYPE:
+        buffer = io.StringIO()
+        rows = np.atleast_1d(array)
+        csv.writer(buffer).writerows(rows.reshape(len(rows), -1).tolist())
+        return buffer.getvalue().encode("utf-8"), CSV_TYPE
+    if media_type == NPY_TYPE:
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        return buffer.getvalue(), NPY_TYPE
+    raise UnsupportedFormatError(f"Accept {accept!r} is not supported by the default output_fn: "
+                                 f"use {JSON_TYPE}, {CSV_TYPE} or {NPY_TYPE}", 406)

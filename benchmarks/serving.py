@@ -1,0 +1,325 @@
+"""Serving benchmark: our model server against MLflow's scoring server, in one run, on loopback.
+
+Both serve the same model (artifacts/model.joblib; MLflow gets a copy saved with
+`mlflow.sklearn.save_model(..., pyfunc_predict_fn="predict_proba")`, so both compute class
+probabilities) and both answer the same rows, each in its own JSON format (ours
+`{"data": rows}`, MLflow's `{"inputs": rows}`). Before any load the two answers are checked to
+hold the same probabilities.
+
+Load: wrk with a Lua script (POST body from a file, figures printed by its `done` hook), bounded
+to `--duration` seconds after a short warm-up, `--threads`/`--connections` (2/8). Ours runs with
+2 sync workers; MLflow with its default worker count, plus, for reference, with 2 workers.
+
+Figures and goals (issue 4): req/s ours/MLflow >= 5x at 1 row and >= 10x at 1000 rows; our p99
+<= 5 ms at 1 row; our cold start (process start -> first GET /ping 200) <= 3 s.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import BenchContext, Row
+
+OUR_WORKERS = 2
+WARMUP_SECONDS = 2
+COLD_STARTS = 3
+START_DEADLINE = 60.0
+_SEED = 7
+_FEATURE_MEANS = [2.5, 180.0, 101.3, 0.2]
+_FEATURE_SPREADS = [0.1, 8.0, 4.0, 0.08]
+
+# wrk's Lua hooks: the body comes from a file; `done` prints one machine-readable line.
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local file = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
+wrk.body = file:read("*a")
+file:close()
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH_RESULT %d %d %.1f %.1f %.1f %d %d\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+_SAVE_FOR_MLFLOW = """
+import sys, joblib, mlflow.sklearn
+mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[2], pyfunc_predict_fn="predict_proba")
+"""
+
+
+@dataclass
+class Load:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    bad_status: int
+    socket_errors: int
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    port: int
+    cold_start: float
+
+
+# --- the section ------------------------------------------------------------------------------
+
+def run(context: BenchContext) -> list[Row]:
+    if context.wrk is None:
+        context.notes.append("serving: wrk is not installed (apt-get install -y wrk); skipped")
+        return []
+    work = context.work_dir / "serving"
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir = _bundle(context.repo_root, work / "model")
+    bodies = _write_bodies(work)
+    script = work / "post.lua"
+    script.write_text(WRK_SCRIPT)
+
+    rows, reference = _our_rows(context, model_dir, bodies, script)
+    if context.mlflow_python is None:
+        context.notes.append("serving: MLflow is not installed in .venv-bench (make bench installs "
+                             "it); no baseline, our figures only")
+        return rows
+    mlflow_dir = _save_for_mlflow(context, model_dir / "model.joblib", work / "mlflow-model")
+    rows += _mlflow_rows(context, mlflow_dir, bodies, script, rows, reference)
+    return rows
+
+
+def _our_rows(context: BenchContext, model_dir: Path, bodies: dict,
+              script: Path) -> tuple[list[Row], list]:
+    """Our figures, and our answer to the 1-row body (MLflow's must hold the same numbers)."""
+    colds = []
+    for _ in range(COLD_STARTS):
+        server = _start_ours(context, model_dir)
+        colds.append(server.cold_start)
+        _stop(server)
+    server = _start_ours(context, model_dir)
+    try:
+        reference = _answer(server.port, bodies["ours-1"])["probabilities"]
+        one = _load(context, server.port, bodies["ours-1"], script)
+        thousand = _load(context, server.port, bodies["ours-1000"], script)
+    finally:
+        _stop(server)
+    context.notes.append(f"serving: our cold starts (s): {', '.join(f'{c:.2f}' for c in colds)}")
+    median_cold = statistics.median(colds)
+    return [
+        Row("ours, 1 row: req/s", one.requests_per_second, "req/s",
+            note=f"{OUR_WORKERS} sync workers, {_errors(one)}"),
+        Row("ours, 1 row: p50", one.p50_ms, "ms"),
+        Row("ours, 1 row: p99", one.p99_ms, "ms", "<= 5 ms", one.p99_ms <= 5.0),
+        Row("ours, 1000 rows: req/s", thousand.requests_per_second, "req/s",
+            note=_errors(thousand)),
+        Row("ours, 1000 rows: p99", thousand.p99_ms, "ms"),
+        Row("ours: cold start (median of 3)", median_cold, "s", "<= 3 s", median_cold <= 3.0,
+            note="process start -> first /ping 200"),
+    ], reference
+
+
+def _mlflow_rows(context: BenchContext, mlflow_dir: Path, bodies: dict, script: Path,
+                 ours: list[Row], reference: list) -> list[Row]:
+    ours_one, ours_thousand = ours[0].value, ours[3].value
+    rows: list[Row] = []
+    for workers in (None, OUR_WORKERS):
+        label = "MLflow (default workers)" if workers is None else f"MLflow ({workers} workers)"
+        server = _start_mlflow(context, mlflow_dir, workers)
+        try:
+            _check_same_answer(server.port, bodies["mlflow-1"], reference)
+            one = _load(context, server.port, bodies["mlflow-1"], script)
+            thousand = _load(context, server.port, bodies["mlflow-1000"], script)
+        finally:
+            _stop(server)
+        baseline = workers is None
+        rows += [
+            Row(f"{label}, 1 row: req/s", one.requests_per_second, "req/s", note=_errors(one)),
+            Row(f"{label}, 1 row: p99", one.p99_ms, "ms"),
+            Row(f"{label}, 1000 rows: req/s", thousand.requests_per_second, "req/s",
+                note=_errors(thousand)),
+            Row(f"{label}, 1000 rows: p99", thousand.p99_ms, "ms"),
+            Row(f"{label}: cold start", server.cold_start, "s"),
+            _ratio(f"ratio ours/{label}, 1 row", ours_one, one.requests_per_second,
+                   5.0 if baseline else None),
+            _ratio(f"ratio ours/{label}, 1000 rows", ours_thousand,
+                   thousand.requests_per_second, 10.0 if baseline else None),
+        ]
+    return rows
+
+
+def _ratio(name: str, ours: float, theirs: float, goal: float | None) -> Row:
+    ratio = ours / theirs if theirs else None
+    if goal is None:
+        return Row(name, ratio, "x", note="for reference")
+    return Row(name, ratio, "x", f">= {goal:g}x", ratio is not None and ratio >= goal)
+
+
+def _errors(load: Load) -> str:
+    if not load.bad_status and not load.socket_errors:
+        return "no errors"
+    return f"{load.bad_status} non-2xx, {load.socket_errors} socket errors"
+
+
+# --- data -------------------------------------------------------------------------------------
+
+def _bundle(repo_root: Path, target: Path) -> Path:
+    (target / "code").mkdir(parents=True, exist_ok=True)
+    for source, destination in (("artifacts/model.joblib", "model.joblib"),
+                                ("artifacts/inference.py", "code/inference.py")):
+        (target / destination).write_bytes((repo_root / source).read_bytes())
+    return target
+
+
+def _write_bodies(work: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(_SEED)
+    rows = rng.normal(_FEATURE_MEANS, _FEATURE_SPREADS, size=(1000, 4)).round(4).tolist()
+    bodies = {}
+    for count in (1, 1000):
+        for name, key in (("ours", "data"), ("mlflow", "inputs")):
+            path = work / f"{name}-{count}.json"
+            path.write_text(json.dumps({key: rows[:count]}))
+            bodies[f"{name}-{count}"] = path
+    return bodies
+
+
+def _save_for_mlflow(context: BenchContext, model_file: Path, target: Path) -> Path:
+    if target.exists():
+        subprocess.run(["rm", "-rf", str(target)], check=True)
+    subprocess.run([str(context.mlflow_python), "-c", _SAVE_FOR_MLFLOW, str(model_file),
+                    str(target)], check=True, capture_output=True, timeout=300,
+                   env=_mlflow_env())
+    return target
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start_ours(context: BenchContext, model_dir: Path) -> Server:
+    port = _free_port()
+    env = dict(os.environ, SAGEMAKER_SUBMIT_DIRECTORY=str(model_dir / "code"),
+               SAGEMAKER_PROGRAM="inference.py", SAGEMAKER_MODEL_SERVER_WORKERS=str(OUR_WORKERS))
+    command = [sys.executable, str(context.repo_root / "artifacts" / "serve"), "--host",
+               "127.0.0.1", "--port", str(port), "--model-dir", str(model_dir)]
+    return _start(command, env, port, context.work_dir / "serving" / "ours.log")
+
+
+def _start_mlflow(context: BenchContext, model_dir: Path, workers: int | None) -> Server:
+    port = _free_port()
+    mlflow = context.mlflow_python.parent / "mlflow"
+    command = [str(mlflow), "models", "serve", "--env-manager", "local", "-m", str(model_dir),
+               "-p", str(port), "-h", "127.0.0.1"]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    log = context.work_dir / "serving" / f"mlflow-{workers or 'default'}.log"
+    return _start(command, _mlflow_env(context.mlflow_python), port, log)
+
+
+def _mlflow_env(python: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    if python is not None:  # its scoring server starts helpers by name: put its venv first
+        env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _start(command: list[str], env: dict[str, str], port: int, log_path: Path) -> Server:
+    with open(log_path, "wb") as log:
+        started = time.monotonic()
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    while time.monotonic() - started < START_DEADLINE:
+        if process.poll() is not None:
+            raise RuntimeError(f"{command[0]} exited with {process.returncode}; see {log_path}")
+        if _ping(port):
+            return Server(process, port, time.monotonic() - started)
+        time.sleep(0.01)
+    _stop(Server(process, port, 0.0))
+    raise RuntimeError(f"{command[0]} did not answer /ping within {START_DEADLINE} s; "
+                       f"see {log_path}")
+
+
+def _ping(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
+    try:
+        connection.request("GET", "/ping")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def _stop(server: Server) -> None:
+    """SIGTERM the whole process group (MLflow starts a child server), then SIGKILL if needed."""
+    try:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        server.process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(5)
+    except ProcessLookupError:
+        pass
+    try:  # any straggler of the group
+        os.killpg(server.process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _answer(port: int, body_file: Path) -> dict:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("POST", "/invocations", body=body_file.read_bytes(),
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        payload = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"POST /invocations answered {response.status}: {payload[:300]!r}")
+    return json.loads(payload)
+
+
+def _check_same_answer(port: int, body_file: Path, ours: list) -> None:
+    theirs = _answer(port, body_file)["predictions"]
+    if not np.allclose(np.asarray(theirs, dtype=float), ours):
+        raise RuntimeError(f"MLflow's probabilities {theirs} differ from ours {ours}: the "
+                           "comparison would be unfair")
+
+
+# --- load -------------------------------------------------------------------------------------
+
+def _load(context: BenchContext, port: int, body_file: Path, script: Path) -> Load:
+    _wrk(context, port, body_file, script, WARMUP_SECONDS)
+    return _wrk(context, port, body_file, script, context.duration)
+
+
+def _wrk(context: BenchContext, port: int, body_file: Path, script: Path, seconds: int) -> Load:
+    command = [context.wrk, f"-t{context.threads}", f"-c{context.connections}", f"-d{seconds}s",
+               "--latency", "-s", str(script), f"http://127.0.0.1:{port}/invocations"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60,
+                            env=dict(os.environ, BENCH_BODY_FILE=str(body_file)))
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+    if result.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")
+    requests, duration_us, p50, p99, worst, bad, errors = line.split()[1:]
+    return Load(requests_per_second=int(requests) / (int(duration_us) / 1e6),
+                p50_ms=float(p50) / 1000, p99_ms=float(p99) / 1000, max_ms=float(worst) / 1000,
+                bad_status=int(bad), socket_errors=int(errors))

@@ -1,0 +1,259 @@
+"""The model server's handler loading, status mapping and WSGI routing, without a process."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.model_server_harness import import_artifact
+
+handler_loader = import_artifact("handler_loader")
+model_server = import_artifact("model_server")
+
+
+@pytest.fixture(autouse=True)
+def _restore_import_state(tmp_path):
+    """Loading handlers edits sys.path and sys.modules, as in the server; undo it per test."""
+    path = list(sys.path)
+    yield
+    sys.path[:] = path
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", "") or "").startswith(str(tmp_path)):
+            del sys.modules[name]
+
+
+def _module(tmp_path: Path, source: str, name: str = "handlers_under_test") -> Path:
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    return tmp_path
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+def test_loads_the_shipped_handlers():
+    handlers = handler_loader.load_handlers(REPO_ROOT / "artifacts", "inference.py")
+    assert handlers.provided == ("model_fn", "input_fn", "predict_fn", "output_fn")
+
+
+def test_missing_module_names_the_path(tmp_path):
+    with pytest.raises(handler_loader.HandlerError, match="nothere.py does not exist"):
+        handler_loader.load_handlers(tmp_path, "nothere.py")
+
+
+def test_model_fn_is_required(tmp_path):
+    _module(tmp_path, "def input_fn(body, content_type):\n    return body\n", "no_model_fn")
+    with pytest.raises(handler_loader.HandlerError, match="defines no model_fn"):
+        handler_loader.load_handlers(tmp_path, "no_model_fn.py")
+
+
+def test_transform_fn_cannot_be_mixed_with_the_other_handlers(tmp_path):
+    _module(tmp_path, """
+        def model_fn(model_dir): return None
+        def input_fn(body, content_type): return body
+        def transform_fn(model, body, content_type, accept): return body
+    """, "mixed")
+    with pytest.raises(handler_loader.HandlerError, match="transform_fn together with"):
+        handler_loader.load_handlers(tmp_path, "mixed")
+
+
+def test_an_import_error_says_where(tmp_path):
+    _module(tmp_path, "x = 1\nraise RuntimeError('boom')\n", "broken_import")
+    with pytest.raises(handler_loader.HandlerError,
+                       match=r"RuntimeError: boom \(at broken_import.py line 2\)"):
+        handler_loader.load_handlers(tmp_path, "broken_import.py")
+
+
+def test_the_module_can_import_its_neighbours(tmp_path):
+    (tmp_path / "neighbour_helper.py").write_text("SCALE = 3\n")
+    _module(tmp_path, """
+        import neighbour_helper
+        def model_fn(model_dir): return neighbour_helper.SCALE
+        def transform_fn(model, body, content_type, accept):
+            return (str(model * int(body)), "text/plain")
+    """, "with_neighbour")
+    handlers = handler_loader.load_handlers(tmp_path, "with_neighbour.py")
+    assert handlers.transform(handlers.model_fn("x"), b"2", "text/plain", "*/*") == ("6", "text/plain")
+
+
+def test_missing_handlers_default_like_the_aws_container(tmp_path):
+    class Doubler:
+        def predict(self, data):
+            return data * 2
+
+    _module(tmp_path, "def model_fn(model_dir): return None\n", "model_fn_only")
+    handlers = handler_loader.load_handlers(tmp_path, "model_fn_only.py")
+    assert handlers.provided == ("model_fn",)
+    result = handlers.transform(Doubler(), b"[[1, 2]]", "application/json", "application/json")
+    assert json.loads(result[0]) == [[2.0, 4.0]]
+    csv_result = handlers.transform(Doubler(), b"1,2\n3,4\n", "text/csv", "text/csv")
+    assert csv_result == (b"2.0,4.0\r\n6.0,8.0\r\n", "text/csv")
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([[1.5]]))
+    npy_body, npy_type = handlers.transform(Doubler(), buffer.getvalue(), "application/x-npy",
+                                            "application/x-npy")
+    assert npy_type == "application/x-npy" and np.load(io.BytesIO(npy_body)).tolist() == [[3.0]]
+
+
+@pytest.mark.parametrize("call, status", [
+    (lambda: handler_loader.default_input_fn(b"x", "text/plain"), 415),
+    (lambda: handler_loader.default_output_fn([1], "text/html"), 406),
+])
+def test_default_handlers_refuse_unknown_formats_with_the_right_status(call, status):
+    with pytest.raises(ValueError) as caught:
+        call()
+    assert handler_loader.status_for(caught.value) == status
+
+
+# --- status and output conventions ------------------------------------------------------------
+
+class _WithStatus(Exception):
+    def __init__(self, code):
+        super().__init__("x")
+        self.status_code = code
+
+
+@pytest.mark.parametrize("exc, status", [
+    (ValueError("bad"), 400),
+    (TypeError("bad"), 400),
+    (json.JSONDecodeError("bad", "doc", 0), 400),
+    (KeyError("data"), 500),
+    (RuntimeError("bug"), 500),
+    (_WithStatus(415), 415),
+    (_WithStatus(503), 503),
+    (_WithStatus(200), 500),  # not an error status: ignored
+    (_WithStatus("400"), 500),  # not an int: ignored
+])
+def test_status_for(exc, status):
+    assert handler_loader.status_for(exc) == status
+
+
+class _FlaskLikeResponse:
+    status_code = 201
+    mimetype = "text/plain"
+
+    def get_data(self):
+        return b"made"
+
+
+@pytest.mark.parametrize("result, expected", [
+    ((b"{}", "application/json"), (200, b"{}", "application/json")),
+    (("text", None), (200, b"text", "application/json")),
+    (b"raw", (200, b"raw", "application/json")),
+    ("é", (200, "é".encode(), "application/json")),
+    ({"a": 1}, (200, b'{"a": 1}', "application/json")),
+    (_FlaskLikeResponse(), (201, b"made", "text/plain")),
+])
+def test_normalize_output(result, expected):
+    assert handler_loader.normalize_output(result, "application/json") == expected
+
+
+def test_normalize_output_refuses_other_types():
+    with pytest.raises(TypeError, match="output_fn returned a float"):
+        handler_loader.normalize_output(1.5, "application/json")
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+def _settings(argv=(), **env):
+    return model_server.settings_from(model_server.build_parser().parse_args(list(argv)), env)
+
+
+def test_settings_defaults_follow_the_container_contract(tmp_path):
+    settings = _settings()
+    assert (settings.host, settings.port, settings.model_dir, settings.timeout) == \
+        ("0.0.0.0", 8080, Path("/opt/ml/model"), 60)
+    assert settings.workers >= 1 and settings.program == "inference.py"
+
+
+def test_settings_from_env_and_flags(tmp_path):
+    (tmp_path / "code").mkdir()
+    settings = _settings(["--port", "9001"], SM_MODEL_DIR=str(tmp_path),
+                         SAGEMAKER_BIND_TO_PORT="9000", SAGEMAKER_MODEL_SERVER_WORKERS="3",
+                         SAGEMAKER_MODEL_SERVER_TIMEOUT="5")
+    assert (settings.port, settings.workers, settings.timeout) == (9001, 3, 5)
+    assert settings.submit_dir == tmp_path / "code"  # the bundle's code/ when present
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"SAGEMAKER_MODEL_SERVER_WORKERS": "two"}, "must be a whole number"),
+    ({"SAGEMAKER_MODEL_SERVER_WORKERS": "0"}, "must be from 1"),
+    ({"SAGEMAKER_BIND_TO_PORT": "70000"}, "must be from 1 to 65535"),
+    ({"SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/code.tar.gz"}, "not a local directory"),
+])
+def test_bad_settings_stop_the_start(env, message):
+    with pytest.raises(model_server.StartupError, match=message):
+        _settings(**env)
+
+
+# --- the WSGI app, in process -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def app():
+    handlers = handler_loader.load_handlers(REPO_ROOT / "artifacts", "inference.py")
+    model = model_server.load_model(handlers, REPO_ROOT / "artifacts")
+    return model_server.InferenceApp(handlers, model, max_body_bytes=1000)
+
+
+def _call(app, method, path, body=b"", headers=None):
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": io.BytesIO(body),
+               "CONTENT_LENGTH": str(len(body)) if body else ""}
+    environ.update(headers or {})
+    captured = {}
+
+    def start_response(status, response_headers):
+        captured["status"], captured["headers"] = status, dict(response_headers)
+
+    payload = b"".join(app(environ, start_response))
+    return captured["status"], captured["headers"], payload
+
+
+def test_app_routes_and_errors(app, capfd):
+    assert _call(app, "GET", "/ping")[0] == "200 OK"
+    status, headers, body = _call(app, "POST", "/invocations", b'{"data": [[2.5, 180, 101.3, 0.2]]}',
+                                  {"CONTENT_TYPE": "application/json"})
+    assert status == "200 OK" and json.loads(body)["predictions"] == ["qc_pass"]
+    assert _call(app, "GET", "/nowhere")[0] == "404 Not Found"
+    status, headers, _ = _call(app, "GET", "/invocations")
+    assert status == "405 Method Not Allowed" and headers["Allow"] == "POST"
+    assert _call(app, "POST", "/invocations", b"x" * 1001)[0] == "413 Request Entity Too Large"
+    assert _call(app, "POST", "/invocations", b"{}", {"CONTENT_LENGTH": "lots"})[0] == \
+        "400 Bad Request"
+    log = capfd.readouterr().out
+    assert "POST /invocations 200" in log and " ms" in log
+    assert "POST /invocations 413" in log and "over the limit of 1,000 bytes" in log
+
+
+def test_a_handler_fault_is_a_500_and_logs_the_traceback(app, capfd, monkeypatch):
+    def broken(*_args):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(app, "handlers", handler_loader.Handlers(
+        app.handlers.source, app.handlers.model_fn, broken, ("model_fn", "transform_fn")))
+    status, _, body = _call(app, "POST", "/invocations", b"{}")
+    assert status == "500 Internal Server Error"
+    assert json.loads(body)["error"].startswith("Internal error while handling the request: KeyError")
+    assert "Traceback" in capfd.readouterr().err
+
+
+# --- native threads ---------------------------------------------------------------------------
+
+def test_native_threads_default_to_one_per_worker():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    original = {info["user_api"]: info["num_threads"] for info in threadpool_info()}
+    try:
+        assert model_server.limit_native_threads({}) == "1"
+        assert all(info["num_threads"] == 1 for info in threadpool_info())
+    finally:
+        for api, threads in original.items():
+            threadpool_limits(limits=threads, user_api=api)
+
+
+def test_native_threads_follow_the_environment_when_set():
+    assert model_server.limit_native_threads({"OMP_NUM_THREADS": "4"}) == "OMP_NUM_THREADS=4"

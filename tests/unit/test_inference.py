@@ -1,0 +1,286 @@
+"""artifacts/inference.py's four handlers, called directly (imported by path, as the server does)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, SGDClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.svm import LinearSVC
+
+from tests.conftest import REPO_ROOT
+from tests.model_server_harness import import_artifact
+from utils.contract import response_problems
+
+inference = import_artifact("inference")
+SAMPLE_ROWS = json.loads((REPO_ROOT / "sample-data.json").read_text())["data"]
+
+
+@pytest.fixture(scope="module")
+def shipped_model():
+    return inference.model_fn(str(REPO_ROOT / "artifacts"))
+
+
+def _dataset(n_classes: int, n_features: int = 4, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    features = rng.normal(loc=50.0, scale=[1.0, 10.0, 0.1, 5.0][:n_features] or 1.0,
+                          size=(300, n_features))
+    labels = rng.integers(0, n_classes, size=300)
+    features[:, 0] += labels * 0.8  # make the classes learnable
+    return features, labels
+
+
+def _npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+# --- model_fn ---------------------------------------------------------------------------------
+
+def test_model_fn_loads_the_shipped_model_with_default_labels(shipped_model):
+    assert shipped_model.labels == ("qc_pass", "qc_fail")
+    assert shipped_model.n_features == len(SAMPLE_ROWS[0]) == 4
+    assert shipped_model.linear is not None  # the fast path applies to the shipped pipeline
+
+
+def test_class_labels_env_names_the_classes(monkeypatch):
+    monkeypatch.setenv("CLASS_LABELS", "good, bad")
+    model = inference.model_fn(str(REPO_ROOT / "artifacts"))
+    assert model.labels == ("good", "bad")
+
+
+def test_class_labels_must_have_one_label_per_class(monkeypatch):
+    monkeypatch.setenv("CLASS_LABELS", "a,b,c")
+    with pytest.raises(ValueError, match="names 3 label.*2 classes"):
+        inference.model_fn(str(REPO_ROOT / "artifacts"))
+
+
+def test_model_fn_names_a_missing_model_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model.joblib not found"):
+        inference.model_fn(str(tmp_path))
+
+
+def test_model_without_predict_proba_is_refused(tmp_path):
+    features, labels = _dataset(2)
+    joblib.dump(LinearSVC().fit(features, labels), tmp_path / "model.joblib")
+    with pytest.raises(TypeError, match="no predict_proba"):
+        inference.model_fn(str(tmp_path))
+
+
+def test_string_classes_become_the_labels():
+    features, labels = _dataset(2)
+    names = np.array(["qc_fail", "qc_pass"])[labels]
+    model = inference.load_model(LogisticRegression().fit(features, names))
+    assert model.labels == ("qc_fail", "qc_pass")
+
+
+# --- the fast path equals predict_proba -------------------------------------------------------
+
+FAST_PATH_MODELS = {
+    "binary": lambda: LogisticRegression(),
+    "binary-no-intercept": lambda: LogisticRegression(fit_intercept=False),
+    "multiclass": lambda: LogisticRegression(),
+    "scaled-binary": lambda: Pipeline([("s", StandardScaler()), ("m", LogisticRegression())]),
+    "scaled-multiclass": lambda: Pipeline([("s", StandardScaler()), ("m", LogisticRegression())]),
+    "scaled-no-mean": lambda: Pipeline([("s", StandardScaler(with_mean=False)),
+                                        ("m", LogisticRegression(C=0.1))]),
+    "scaled-no-std": lambda: Pipeline([("s", StandardScaler(with_std=False)),
+                                       ("m", LogisticRegression())]),
+    "passthrough-step": lambda: Pipeline([("p", "passthrough"), ("s", StandardScaler()),
+                                          ("m", LogisticRegression())]),
+    "cv-multiclass": lambda: Pipeline([("s", StandardScaler()),
+                                       ("m", LogisticRegressionCV(
+                                           Cs=3, cv=3, l1_ratios=(0.0,), scoring="neg_log_loss",
+                                           use_legacy_attributes=False))]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAST_PATH_MODELS))
+def test_fast_path_equals_predict_proba(name):
+    n_classes = 3 if "multiclass" in name else 2
+    features, labels = _dataset(n_classes)
+    estimator = FAST_PATH_MODELS[name]().fit(features, labels)
+    model = inference.load_model(estimator, ",".join(f"c{i}" for i in range(n_classes)))
+    assert model.linear is not None
+    rng = np.random.default_rng(1)
+    queries = np.vstack([features[:50], rng.normal(0, 1e4, size=(20, 4)), features[:1] * 1e6])
+    answer = inference.predict_fn(queries, model)
+    expected = estimator.predict_proba(queries)
+    assert np.allclose(answer["probabilities"], expected, rtol=1e-9, atol=1e-12)
+    assert np.array_equal(answer["class_indices"], expected.argmax(axis=1))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Pipeline([("s", MinMaxScaler()), ("m", LogisticRegression())]),
+    lambda: SGDClassifier(loss="log_loss", random_state=0),
+    lambda: type("CustomLR", (LogisticRegression,), {})(),  # a subclass may change predict_proba
+], ids=["other-scaler", "sgd", "subclass"])
+def test_unrecognised_models_use_predict_proba(make):
+    features, labels = _dataset(2)
+    estimator = make().fit(features, labels)
+    model = inference.load_model(estimator)
+    assert model.linear is None
+    answer = inference.predict_fn(features[:20], model)
+    assert np.array_equal(answer["probabilities"], estimator.predict_proba(features[:20]))
+
+
+def test_shipped_model_answers_match_predict_proba(shipped_model):
+    answer = inference.predict_fn(np.asarray(SAMPLE_ROWS, dtype=float), shipped_model)
+    assert np.allclose(answer["probabilities"], shipped_model.estimator.predict_proba(SAMPLE_ROWS))
+
+
+# --- input_fn: every content type -------------------------------------------------------------
+
+@pytest.mark.parametrize("body, content_type", [
+    (json.dumps({"data": SAMPLE_ROWS}).encode(), "application/json"),
+    (json.dumps({"data": SAMPLE_ROWS}), "Application/JSON; charset=utf-8"),
+    (json.dumps({"data": SAMPLE_ROWS}).encode(), None),  # no Content-Type: JSON, as AWS's default
+    ("\n".join(",".join(str(v) for v in row) for row in SAMPLE_ROWS).encode(), "text/csv"),
+    ("\r\n".join(",".join(str(v) for v in row) for row in SAMPLE_ROWS) + "\r\n", "text/csv"),
+    (_npy(SAMPLE_ROWS), "application/x-npy"),
+    (_npy(np.asarray(SAMPLE_ROWS, dtype=np.float32)), "application/x-npy"),
+], ids=["json", "json-str-params", "json-default", "csv", "csv-crlf", "npy", "npy-float32"])
+def test_input_fn_decodes_every_content_type(body, content_type):
+    matrix = inference.input_fn(body, content_type)
+    assert matrix.dtype == np.float64 and matrix.shape == (4, 4)
+    assert np.allclose(matrix, SAMPLE_ROWS)
+
+
+def test_integer_json_values_are_numbers():
+    assert inference.input_fn(b'{"data": [[1, 2, 3, 4]]}', "application/json").tolist() == \
+        [[1.0, 2.0, 3.0, 4.0]]
+
+
+def test_string_values_inside_other_keys_do_not_reject_numbers():
+    body = b'{"data": [[1.5, 2, 3, 4]], "request_id": "trial-run"}'
+    assert inference.input_fn(body, "application/json").shape == (1, 4)
+
+
+BAD_INPUTS = [
+    (b'{"data": [[1, 2,]]}', "application/json", "Malformed JSON: trailing comma.* at line 1, column 16"),
+    (b'{"data" [[1]]}', "application/json", "Malformed JSON.*expected"),
+    (b"", "application/json", "Empty request body"),
+    (b"   ", "application/json", "Empty request body"),
+    (b"\xff\xfe", "application/json", "(Malformed JSON|UTF-8)"),
+    (b"[[1, 2, 3, 4]]", "application/json", "JSON object with a 'data' key.*got a JSON array"),
+    (b'{"rows": [[1, 2, 3, 4]]}', "application/json", "Missing the 'data' key.*'rows'"),
+    (b'{"data": []}', "application/json", "'data' is empty"),
+    (b'{"data": [[]]}', "application/json", "empty"),
+    (b'{"data": "1,2,3,4"}', "application/json", "list of rows.*got a string"),
+    (b'{"data": [1, 2, 3, 4]}', "application/json", "must be 2-D"),
+    (b'{"data": [[[1, 2]]]}', "application/json", "must be 2-D"),
+    (b'{"data": [[1, 2, 3, 4], [1, 2]]}', "application/json", "row 1 has 2 values but row 0 has 4"),
+    (b'{"data": [[1, 2, 3, 4], 5]}', "application/json", "row 1 is a number"),
+    (b'{"data": [[1, "a", 3, 4]]}', "application/json", 'row 0, column 1 holds "a", not a number'),
+    (b'{"data": [[1, "2.5", 3, 4]]}', "application/json", 'holds "2.5", not a number'),
+    (b'{"data": [[1, true, 3, 4]]}', "application/json", "holds true, not a number"),
+    (b'{"data": [[1, null, 3, 4]]}', "application/json", "holds null, not a number"),
+    (b'{"data": [[1, [2], 3]]}', "application/json", "not a number"),
+    (b'{"data": [[1, {"x": 2}, 3, 4]]}', "application/json", "not a number"),
+    (b"", "text/csv", "Empty text/csv body"),
+    (b"a,b,c,d\n1,2,3,4\n", "text/csv", "line 1, column 1: 'a' is not a number.*no header"),
+    (b"1,2,3,4\n1,2,,4\n", "text/csv", "line 2, column 3: '' is not a number"),
+    (b"1,2,3,4\n1,2\n", "text/csv", "row 1 has 2 values but row 0 has 4"),
+    (b"1,nan,3,4\n", "text/csv", "row 0, column 1 is nan; .*finite"),
+    (b"1,inf,3,4\n", "text/csv", "finite"),
+    (b"not numpy at all", "application/x-npy", "not a .npy file"),
+    (b"\x93NUMPY", "application/x-npy", "Cannot read the application/x-npy body"),
+    (_npy([True, False]), "application/x-npy", "dtype bool"),
+    (_npy([1.0, 2.0, 3.0, 4.0]), "application/x-npy", "must be 2-D"),
+    (_npy(np.zeros((0, 4))), "application/x-npy", "is empty"),
+    (_npy([[1.0, np.nan, 3.0, 4.0]]), "application/x-npy", "finite"),
+]
+
+
+@pytest.mark.parametrize("body, content_type, message", BAD_INPUTS)
+def test_bad_input_is_a_400_saying_what_was_expected(body, content_type, message):
+    with pytest.raises(ValueError, match=message) as caught:
+        inference.input_fn(body, content_type)
+    assert caught.value.status_code == 400
+
+
+def test_pickled_npy_is_refused_without_unpickling():
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([[{"x": 1}]], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="Cannot read the application/x-npy body") as caught:
+        inference.input_fn(buffer.getvalue(), "application/x-npy")
+    assert caught.value.status_code == 400
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "application/jsonl"])
+def test_unsupported_content_type_is_415(content_type):
+    with pytest.raises(ValueError, match="Unsupported Content-Type.*application/json") as caught:
+        inference.input_fn(b'{"data": [[1, 2, 3, 4]]}', content_type)
+    assert caught.value.status_code == 415
+
+
+# --- predict_fn and output_fn -----------------------------------------------------------------
+
+def test_wrong_feature_count_says_how_many_are_expected(shipped_model):
+    with pytest.raises(ValueError, match="must have 4 features.*got rows of 3") as caught:
+        inference.predict_fn(np.ones((2, 3)), shipped_model)
+    assert caught.value.status_code == 400
+
+
+def test_predict_fn_checks_what_a_custom_input_fn_hands_over(shipped_model):
+    with pytest.raises(ValueError, match="row 1, column 2 is nan; features must be finite"):
+        inference.predict_fn(np.array([[1.0, 2, 3, 4], [1, 2, np.nan, 4]]), shipped_model)
+    with pytest.raises(ValueError, match="must be 2-D"):
+        inference.predict_fn(np.ones(4), shipped_model)
+
+
+def test_predict_fn_accepts_the_bare_estimator_of_a_custom_model_fn():
+    estimator = joblib.load(REPO_ROOT / "artifacts" / "model.joblib")
+    answer = inference.predict_fn(SAMPLE_ROWS, estimator)  # lists too, from a custom input_fn
+    assert answer["predictions"][:3] == ["qc_pass", "qc_fail", "qc_pass"]
+
+
+@pytest.mark.parametrize("accept", [None, "", "*/*", "application/json",
+                                    "text/html, application/json;q=0.9", "application/*"])
+def test_output_follows_the_contract(shipped_model, accept):
+    answer = inference.predict_fn(inference.input_fn(
+        json.dumps({"data": SAMPLE_ROWS}), "application/json"), shipped_model)
+    body, content_type = inference.output_fn(answer, accept)
+    assert content_type == "application/json"
+    document = json.loads(body)
+    assert response_problems(document, len(SAMPLE_ROWS), ["qc_pass", "qc_fail"]) == []
+    assert np.allclose(document["probabilities"],
+                       shipped_model.estimator.predict_proba(SAMPLE_ROWS))
+
+
+@pytest.mark.parametrize("accept", ["text/csv", "application/x-npy", "text/html"])
+def test_unsupported_accept_is_406(shipped_model, accept):
+    answer = inference.predict_fn(np.asarray(SAMPLE_ROWS, dtype=float), shipped_model)
+    with pytest.raises(ValueError, match="Unsupported Accept.*application/json") as caught:
+        inference.output_fn(answer, accept)
+    assert caught.value.status_code == 406
+
+
+def test_stdlib_json_fallback_gives_the_same_answers(shipped_model, monkeypatch):
+    body = json.dumps({"data": SAMPLE_ROWS})
+    with_orjson = inference.output_fn(inference.predict_fn(
+        inference.input_fn(body, "application/json"), shipped_model), None)[0]
+    monkeypatch.setattr(inference, "orjson", None)
+    without = inference.output_fn(inference.predict_fn(
+        inference.input_fn(body, "application/json"), shipped_model), None)[0]
+    assert json.loads(with_orjson) == json.loads(without)
+    with pytest.raises(ValueError, match="Malformed JSON: .*line 1, column"):
+        inference.input_fn(b'{"data": [[1,]]}', "application/json")
+
+
+def test_handlers_work_from_a_bundle_copy(tmp_path):
+    """The file is self-contained: a copy next to a model serves like the original."""
+    shutil.copy(REPO_ROOT / "artifacts" / "model.joblib", tmp_path / "model.joblib")
+    model = inference.model_fn(str(tmp_path))
+    body, _ = inference.output_fn(inference.predict_fn(
+        inference.input_fn(b'{"data": [[2.5, 180, 101.3, 0.2]]}', "application/json"), model),
+        "application/json")
+    assert json.loads(body)["predictions"] == ["qc_pass"]
