@@ -1,0 +1,144 @@
+"""Which serving image a package names, and whether it really exists.
+
+Three sources, in the order package-model.py considers them:
+- `--image-uri`: any image the user names;
+- `--sklearn-image-version`: AWS's prebuilt scikit-learn inference image for that framework
+  version, resolved by the SageMaker SDK (`sagemaker.core.image_uris.retrieve`). Importing the SDK
+  costs ~2.5 s, so it happens only here, only when the option is used;
+- default: the project's own serving image,
+  `<account>.dkr.ecr.<region>.amazonaws.com/<stack>-inference:latest`.
+
+When the image lives in this account's ECR, the repository and the tag (or digest) are checked
+before anything is uploaded or registered: a package naming a missing image only fails ten
+minutes into a deploy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from utils.errors import AwsError, ValidationError
+
+ECR_SETUP_SCRIPT = "artifacts/ecr-image-setup.sh"
+_ECR_URI = re.compile(
+    r"(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+    r"/(?P<repository>[^:@\s]+)(?::(?P<tag>[^:@\s]+))?(?:@(?P<digest>[^@\s]+))?")
+_REPOSITORY = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_SKLEARN_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?(?:-\d+)?(?:-py\d+)?")
+_MAX_IMAGE_LENGTH = 255  # SageMaker's limit for a container image URI
+
+
+@dataclass(frozen=True)
+class EcrImage:
+    account: str
+    region: str
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def reference(self) -> str:
+        return self.digest or self.tag or "latest"
+
+
+def default_image_uri(account: str, region: str, stack: str) -> str:
+    """The project's own serving image, built and pushed by artifacts/ecr-image-setup.sh."""
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/{stack}-inference:latest"
+
+
+def parse_ecr_image(uri: str) -> EcrImage | None:
+    """The parts of an ECR image URI, or None when the image is not in ECR."""
+    match = _ECR_URI.fullmatch(uri)
+    if not match:
+        return None
+    return EcrImage(match["account"], match["region"], match["repository"], match["tag"],
+                    match["digest"])
+
+
+def validate_image_uri(uri: str, region: str) -> EcrImage | None:
+    """Refuse image URIs SageMaker would refuse; returns the ECR parts when it is an ECR image."""
+    if not uri or len(uri) > _MAX_IMAGE_LENGTH or any(c.isspace() for c in uri):
+        raise ValidationError(f"Invalid image URI: {uri!r}",
+                              hint=f"Give a registry path of at most {_MAX_IMAGE_LENGTH} "
+                                   "characters without spaces, like "
+                                   "123456789012.dkr.ecr.ca-central-1.amazonaws.com/plmscw-inference:latest")
+    image = parse_ecr_image(uri)
+    if image is None:
+        return None
+    problems = _ecr_problems(image)
+    if problems:
+        raise ValidationError(f"Invalid ECR image URI: {uri}", details=problems,
+                              hint="Expected <account>.dkr.ecr.<region>.amazonaws.com/"
+                                   "<repository>:<tag> (or @sha256:<digest>).")
+    if image.region != region:
+        raise ValidationError(
+            f"The image is in ECR in {image.region}, but the package is for {region}",
+            details=["SageMaker pulls container images only from ECR in the endpoint's region."],
+            hint=f"Push the image to ECR in {region} (see {ECR_SETUP_SCRIPT}) and use that URI.")
+    return image
+
+
+def _ecr_problems(image: EcrImage) -> list[str]:
+    problems = []
+    if not _REPOSITORY.fullmatch(image.repository) or not 2 <= len(image.repository) <= 256:
+        problems.append(f"repository '{image.repository}': lower-case letters, digits and . _ - / "
+                        "only, 2-256 characters")
+    if image.tag is not None and not _TAG.fullmatch(image.tag):
+        problems.append(f"tag '{image.tag}': letters, digits, _ . - only, at most 128 characters")
+    if image.digest is not None and not _DIGEST.fullmatch(image.digest):
+        problems.append(f"digest '{image.digest}': expected sha256: and 64 hex digits")
+    return problems
+
+
+def check_ecr_image(ecr: Any, image: EcrImage) -> None:
+    """The repository and tag/digest exist in ECR; else an error telling how to push the image."""
+    from botocore.exceptions import ClientError
+
+    image_id = {"imageDigest": image.digest} if image.digest else {"imageTag": image.reference}
+    try:
+        ecr.describe_images(registryId=image.account, repositoryName=image.repository,
+                            imageIds=[image_id])
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "RepositoryNotFoundException":
+            raise _image_missing(image, f"ECR repository '{image.repository}' does not exist "
+                                        f"in account {image.account} ({image.region})") from None
+        if code == "ImageNotFoundException":
+            raise _image_missing(image, f"ECR repository '{image.repository}' has no image "
+                                        f"'{image.reference}'") from None
+        raise
+
+
+def _image_missing(image: EcrImage, message: str) -> AwsError:
+    tag = f" --tag {image.tag or 'latest'}" if not image.digest else ""
+    return AwsError(message, hint=[
+        f"Build and push the serving image first: {ECR_SETUP_SCRIPT} --repository "
+        f"{image.repository}{tag} (see artifacts/README.md).",
+        "Or name an existing image with --image-uri, or use AWS's prebuilt scikit-learn image "
+        "with --sklearn-image-version."])
+
+
+def check_sklearn_image_version(version: str) -> None:
+    """The shape of a framework version of the AWS scikit-learn container (e.g. 1.2-1)."""
+    if not _SKLEARN_VERSION.fullmatch(version):
+        raise ValidationError(f"Invalid scikit-learn image version: {version!r}",
+                              hint="Use a framework version of the AWS scikit-learn container, "
+                                   "e.g. 1.2-1.")
+
+
+def resolve_sklearn_image(version: str, region: str, instance_type: str) -> str:
+    """AWS's prebuilt scikit-learn inference image URI for `version` in `region`."""
+    check_sklearn_image_version(version)
+    from sagemaker.core import image_uris  # heavy (~2.5 s): only when this option is used
+
+    try:
+        return image_uris.retrieve("sklearn", region=region, version=version,
+                                   image_scope="inference", instance_type=instance_type)
+    except ValueError as exc:
+        raise ValidationError(f"No AWS scikit-learn image for version {version} in {region}",
+                              details=[str(exc)],
+                              hint="Pick one of the supported versions listed above.") from None

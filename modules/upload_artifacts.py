@@ -1,0 +1,130 @@
+"""Step 2 of packaging: put `model.tar.gz` in S3 under a content-addressed key.
+
+The key is `<stack>/<repo>/<branch>/models/<first 16 hex digits of the sha256>/model.tar.gz`, so
+the same bundle always lands on the same key and a re-run finds it instead of uploading again.
+The upload goes through boto3's transfer manager (multipart and parallel parts for big models,
+retries per part), with server-side encryption and an S3-verified SHA-256 checksum.
+
+Before anything is written the bucket is checked: it must exist, be reachable and be in the
+deploy region (SageMaker reads model data only from a bucket in the endpoint's region).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from utils import output
+from utils.errors import AwsError, ValidationError
+
+SSE_ALGORITHM = "AES256"
+SHA256_METADATA_KEY = "sha256"
+KEY_PREFIX_DIGITS = 16
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+MULTIPART_CHUNK = 16 * 1024 * 1024
+MAX_CONCURRENCY = 4
+_MISSING_CODES = {"404", "NoSuchBucket", "NotFound"}
+_FORBIDDEN_CODES = {"403", "AccessDenied", "Forbidden"}
+_LEGACY_LOCATIONS = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}
+
+
+def model_s3_key(stack: str, repo_name: str, branch: str, sha256: str) -> str:
+    return f"{stack}/{repo_name}/{branch}/models/{sha256[:KEY_PREFIX_DIGITS]}/model.tar.gz"
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key) of an s3:// URI."""
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise ValidationError(f"Not an S3 object URI: {uri!r}", hint="Expected s3://bucket/key.")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
+
+
+def check_bucket(s3: Any, bucket: str, region: str) -> None:
+    """The bucket exists, we may use it, and it lives in `region`; else a clear error."""
+    from botocore.exceptions import ClientError
+
+    try:
+        response = s3.head_bucket(Bucket=bucket)
+        bucket_region = response.get("BucketRegion") or _bucket_location(s3, bucket)
+    except ClientError as exc:
+        bucket_region = _region_header(exc)
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _MISSING_CODES:
+            raise _bucket_missing(bucket, region) from None
+        if code in _FORBIDDEN_CODES:
+            raise AwsError(f"Access to S3 bucket '{bucket}' was denied (HeadBucket: {code})",
+                           hint=["Check that DATA_BUCKET is your bucket and that your identity "
+                                 "may s3:ListBucket and s3:PutObject on it.",
+                                 "Check which identity you are using: aws sts get-caller-identity"]
+                           ) from None
+        if not bucket_region:
+            raise
+    if bucket_region != region:
+        raise ValidationError(
+            f"S3 bucket '{bucket}' is in {bucket_region}, not in {region}",
+            details=["SageMaker only reads model data from a bucket in the endpoint's region."],
+            hint=[f"Set DATA_BUCKET to a bucket in {region}, or create one: "
+                  f"aws s3 mb s3://<name> --region {region}",
+                  f"Or package for {bucket_region}: export AWS_REGION={bucket_region}"])
+
+
+def _bucket_location(s3: Any, bucket: str) -> str:
+    location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    return _LEGACY_LOCATIONS.get(location, location)
+
+
+def _region_header(exc: Any) -> str | None:
+    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return headers.get("x-amz-bucket-region")
+
+
+def _bucket_missing(bucket: str, region: str) -> AwsError:
+    return AwsError(f"S3 bucket '{bucket}' does not exist",
+                    hint=[f"Create it in {region}: aws s3 mb s3://{bucket} --region {region}",
+                          "Or set DATA_BUCKET to the name of an existing bucket in that region."])
+
+
+def stored_sha256(s3: Any, bucket: str, key: str) -> str | None:
+    """The sha256 recorded on an existing object, or None when there is no object at `key`."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_CODES | {"NoSuchKey"}:
+            return None
+        raise
+    return head.get("Metadata", {}).get(SHA256_METADATA_KEY, "")
+
+
+def upload_model_to_s3(s3: Any, bundle_path: Path, bucket: str, key: str, *,
+                       sha256: str) -> str:
+    """Upload `bundle_path` to `bucket/key` (encrypted, checksum-verified); return its s3:// URI."""
+    from boto3.exceptions import S3UploadFailedError
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD,
+                            multipart_chunksize=MULTIPART_CHUNK, max_concurrency=MAX_CONCURRENCY)
+    extra = {"ServerSideEncryption": SSE_ALGORITHM, "ContentType": "application/gzip",
+             "Metadata": {SHA256_METADATA_KEY: sha256}, "ChecksumAlgorithm": "SHA256"}
+    try:
+        s3.upload_file(str(bundle_path), bucket, key, ExtraArgs=extra, Config=config)
+    except S3UploadFailedError as exc:
+        # The transfer manager wraps the ClientError in its own exception type.
+        raise AwsError(f"Upload to {s3_uri(bucket, key)} failed: {exc}",
+                       hint="Check that your identity may s3:PutObject on the bucket "
+                            "(and kms:GenerateDataKey if the bucket enforces KMS).") from None
+    return s3_uri(bucket, key)
+
+
+def delete_uploaded_model(s3: Any, bucket: str, key: str) -> None:
+    """Remove an object this run uploaded (rollback when registration fails)."""
+    try:
+        s3.delete_object(Bucket=bucket, Key=key)
+    except Exception as exc:  # noqa: BLE001 - rollback must not hide the original error
+        output.print_warning(f"Could not remove {s3_uri(bucket, key)}: {exc}")

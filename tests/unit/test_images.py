@@ -1,0 +1,103 @@
+"""Image URIs: the default, ECR parsing and checks, AWS's prebuilt scikit-learn image."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from modules import images
+from modules.images import EcrImage, default_image_uri, parse_ecr_image, validate_image_uri
+from tests.conftest import REPO_ROOT
+from utils.errors import ValidationError
+
+ECR = "123456789012.dkr.ecr.ca-central-1.amazonaws.com"
+
+
+def test_default_image_is_the_stacks_own_in_the_accounts_ecr():
+    assert default_image_uri("123456789012", "ca-central-1", "plmscw") == \
+        f"{ECR}/plmscw-inference:latest"
+
+
+@pytest.mark.parametrize("uri, expected", [
+    (f"{ECR}/plmscw-inference:latest",
+     EcrImage("123456789012", "ca-central-1", "plmscw-inference", "latest", None)),
+    (f"{ECR}/team/qc-model:v1.2",
+     EcrImage("123456789012", "ca-central-1", "team/qc-model", "v1.2", None)),
+    (f"{ECR}/qc@sha256:{'a' * 64}",
+     EcrImage("123456789012", "ca-central-1", "qc", None, f"sha256:{'a' * 64}")),
+    (f"{ECR}/qc", EcrImage("123456789012", "ca-central-1", "qc", None, None)),
+    ("341280168497.dkr.ecr.ca-central-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+     EcrImage("341280168497", "ca-central-1", "sagemaker-scikit-learn", "1.2-1-cpu-py3", None)),
+    ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/qc:1",
+     EcrImage("123456789012", "cn-north-1", "qc", "1", None)),
+])
+def test_parse_ecr_image(uri, expected):
+    assert parse_ecr_image(uri) == expected
+
+
+def test_reference_defaults_to_latest():
+    assert parse_ecr_image(f"{ECR}/qc").reference == "latest"
+    assert parse_ecr_image(f"{ECR}/qc:v2").reference == "v2"
+
+
+@pytest.mark.parametrize("uri", ["docker.io/library/python:3.11", "ghcr.io/org/img:1",
+                                 "localhost:5000/qc"])
+def test_images_outside_ecr_are_not_parsed_and_pass_validation(uri):
+    assert parse_ecr_image(uri) is None
+    assert validate_image_uri(uri, "ca-central-1") is None
+
+
+@pytest.mark.parametrize("uri, expected", [
+    ("", "Invalid image URI"),
+    ("has space/img:1", "Invalid image URI"),
+    ("x" * 256, "Invalid image URI"),
+    (f"{ECR}/Upper-Case:latest", "Invalid ECR image URI"),
+    (f"{ECR}/qc:bad tag", "Invalid image URI"),
+    (f"{ECR}/qc:-leading-dash", "Invalid ECR image URI"),
+    (f"{ECR}/qc@sha256:short", "Invalid ECR image URI"),
+])
+def test_invalid_image_uris_are_refused(uri, expected):
+    with pytest.raises(ValidationError) as caught:
+        validate_image_uri(uri, "ca-central-1")
+    assert expected in caught.value.message
+
+
+def test_ecr_image_in_another_region_is_refused():
+    with pytest.raises(ValidationError) as caught:
+        validate_image_uri("123456789012.dkr.ecr.us-west-2.amazonaws.com/qc:latest",
+                           "ca-central-1")
+    assert "us-west-2" in caught.value.message
+    assert any("ecr-image-setup.sh" in hint for hint in caught.value.hints)
+
+
+def test_valid_ecr_image_returns_its_parts():
+    assert validate_image_uri(f"{ECR}/plmscw-inference:latest", "ca-central-1") == \
+        EcrImage("123456789012", "ca-central-1", "plmscw-inference", "latest", None)
+
+
+@pytest.mark.parametrize("version", ["latest", "1", "v1.2", "1.2-1; rm -rf /"])
+def test_malformed_sklearn_version_is_refused_before_loading_the_sdk(version, monkeypatch):
+    monkeypatch.delitem(sys.modules, "sagemaker.core.image_uris", raising=False)
+    with pytest.raises(ValidationError) as caught:
+        images.resolve_sklearn_image(version, "ca-central-1", "ml.c5.2xlarge")
+    assert "Invalid scikit-learn image version" in caught.value.message
+
+
+def test_sdk_is_not_imported_by_the_images_module():
+    code = ("import sys; sys.path.insert(0, '.'); import modules.images; "
+            "print(any(m.startswith('sagemaker') for m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_prebuilt_image_resolution_and_unsupported_version():
+    # One test pays the SDK's import (~2.5 s) for both cases.
+    uri = images.resolve_sklearn_image("1.2-1", "ca-central-1", "ml.c5.2xlarge")
+    assert uri.startswith("341280168497.dkr.ecr.ca-central-1.amazonaws.com/sagemaker-scikit-learn:1.2-1")
+    with pytest.raises(ValidationError) as caught:
+        images.resolve_sklearn_image("0.9", "ca-central-1", "ml.c5.2xlarge")
+    assert "No AWS scikit-learn image for version 0.9" in caught.value.message
+    assert any("Supported sklearn version" in line for line in caught.value.details)
