@@ -16,6 +16,7 @@ $(STAMP): requirements.txt requirements-dev.txt artifacts/requirements.txt
 venv: $(STAMP)
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)

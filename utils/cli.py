@@ -17,7 +17,8 @@ import os
 import signal
 import sys
 import traceback
-from typing import Any, Callable, Mapping, NamedTuple, NoReturn, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, NoReturn
 
 from utils import output
 from utils.errors import EXIT_CODES_HELP, DeployModelError, ExitCode, Terminated

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import IO, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
 
 _RESET = "\033[0m"
 _COLOURS = {"green": "\033[32m", "red": "\033[31m", "yellow": "\033[33m", "cyan": "\033[36m",
@@ -122,11 +123,11 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     for row in cells:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     _write(stream, _paint(line, "bold", stream))
     _write(stream, "  ".join("-" * w for w in widths))
     for row in cells:
-        _write(stream, "  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        _write(stream, "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def print_key_values(pairs: Mapping[str, Any]) -> None:
