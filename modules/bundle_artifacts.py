@@ -17,11 +17,11 @@ import hashlib
 import io
 import os
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from utils.errors import ValidationError
+from utils.files import atomic_writer
 
 BUNDLE_NAME = "model.tar.gz"
 MODEL_FILE = "model.joblib"
@@ -60,23 +60,10 @@ def bundle_model_artifacts(artifacts_dir: Path, output_dir: Path) -> Bundle:
                               hint="Put model.joblib, inference.py and requirements.txt in the "
                                    "artifacts directory (or point --artifacts-dir at one).")
     target = Path(output_dir) / BUNDLE_NAME
-    _write_atomically(target, sources)
+    with atomic_writer(target, binary=True) as raw:
+        write_deterministic_tar(raw, sources)
     return Bundle(path=target, sha256=file_sha256(target), size=target.stat().st_size,
                   members=tuple(sorted(["code", *sources])))
-
-
-def _write_atomically(target: Path, sources: dict[str, Path]) -> None:
-    handle, temp_name = tempfile.mkstemp(prefix=".model-", suffix=".tar.gz.part",
-                                         dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as raw:
-            write_deterministic_tar(raw, sources)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def write_deterministic_tar(raw: io.BufferedIOBase, sources: dict[str, Path]) -> None:

@@ -17,13 +17,10 @@ one JSON document that `--json` prints, also on failure.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from botocore import exceptions as bce
@@ -66,6 +63,7 @@ from utils.errors import (
     ExitCode,
     Terminated,
 )
+from utils.files import write_text_atomically
 
 
 @dataclass
@@ -197,7 +195,7 @@ def _warn_ignored_in_local_mode(settings: DeploySettings) -> None:
 
 def report(result: dict, settings: DeploySettings) -> None:
     if settings.output_file and not result.get("dry_run"):
-        write_atomically(settings.output_file, result["endpoint_name"] + "\n")
+        write_text_atomically(settings.output_file, result["endpoint_name"] + "\n")
         output.print_info(f"Endpoint name written to {settings.output_file}")
     if output.is_json_mode():
         output.print_json_result(result)
@@ -219,21 +217,6 @@ def report(result: dict, settings: DeploySettings) -> None:
     output.print_info(f"Test it:   python test_endpoint.py -e {result['endpoint_name']} "
                       "-d sample-data.json")
     output.print_info(f"Delete it: python utils/delete_endpoint.py -e {result['endpoint_name']}")
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
-    target = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------

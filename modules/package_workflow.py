@@ -8,10 +8,8 @@ uploaded object, a new group, a new version), so a failed run leaves the account
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from modules.bundle_artifacts import Bundle, bundle_model_artifacts
 from modules.package_settings import PackageSettings
 from utils import output
 from utils.boto_session import TOOL_NAME, TOOL_VERSION
+from utils.files import write_text_atomically
 
 # What artifacts/inference.py accepts and answers (DESIGN.md section 5 and issue 2).
 CONTENT_TYPES = ["application/json", "text/csv", "application/x-npy"]
@@ -252,31 +251,6 @@ def result_document(prepared: PreparedPackage, registration: bundle_package.Regi
 
 
 # --- finishing -----------------------------------------------------------------------------------
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp_name, _mode_for(path))
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-def _mode_for(path: Path) -> int:
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
 
 def report_result(result: dict[str, Any], settings: PackageSettings) -> None:
     """Write the ARN file and print the ARN (or the one JSON document)."""

@@ -23,13 +23,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from utils.errors import ValidationError
+from utils.files import write_text_atomically
 
 ENDPOINTS_DIR = "endpoints"
 RECORD_FILE = "endpoint.json"
@@ -109,29 +109,8 @@ def write_record(directory: Path, record: Mapping[str, Any]) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / RECORD_FILE
-    fd, temp_name = tempfile.mkstemp(prefix=f".{RECORD_FILE}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(dict(record), handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    _fsync_directory(directory)
+    write_text_atomically(target, json.dumps(dict(record), indent=2) + "\n")
     return target
-
-
-def _fsync_directory(directory: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_record(directory: Path) -> dict[str, Any]:

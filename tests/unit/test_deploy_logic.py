@@ -125,9 +125,3 @@ def test_console_url_format():
         "#/endpoints/qc")
 
 
-def test_output_file_is_replaced_atomically(tmp_path):
-    target = tmp_path / "endpoint_name.txt"
-    target.write_text("old\n")
-    deploy_endpoint.write_atomically(str(target), "qc-prod\n")
-    assert target.read_text() == "qc-prod\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["endpoint_name.txt"]  # no temp file left

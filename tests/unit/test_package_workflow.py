@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from modules import package_workflow as workflow
 from modules.bundle_artifacts import Bundle
@@ -115,30 +112,3 @@ def test_git_commit_outside_a_checkout_or_without_git(tmp_path, monkeypatch):
     assert workflow.git_commit(tmp_path) is None
 
 
-def test_atomic_write_replaces_the_file_whole(tmp_path):
-    target = tmp_path / "model_arn.txt"
-    target.write_text("old\n")
-    os.chmod(target, 0o640)
-    workflow.write_text_atomically(target, "arn:new\n")
-    assert target.read_text() == "arn:new\n"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640
-    assert [p.name for p in tmp_path.iterdir()] == ["model_arn.txt"]
-
-
-def test_atomic_write_of_a_new_file_follows_the_umask(tmp_path):
-    previous = os.umask(0o022)
-    try:
-        workflow.write_text_atomically(tmp_path / "new.txt", "x")
-    finally:
-        os.umask(previous)
-    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644
-
-
-def test_failed_atomic_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
-    target = tmp_path / "model_arn.txt"
-    target.write_text("old\n")
-    monkeypatch.setattr(workflow.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError("x")))
-    with pytest.raises(OSError):
-        workflow.write_text_atomically(target, "new\n")
-    assert target.read_text() == "old\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["model_arn.txt"]
