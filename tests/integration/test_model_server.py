@@ -229,6 +229,54 @@ def test_default_handlers_serve_a_module_with_only_model_fn(tmp_path):
     assert unsupported == 415
 
 
+USER_HANDLERS = """
+import json, os, joblib
+
+def model_fn(model_dir):
+    return joblib.load(os.path.join(model_dir, "model.joblib"))
+
+def input_fn(body, content_type):
+    rows = json.loads(body)  # AWS's container hands application/json over as text
+    if not isinstance(rows, list):
+        raise TypeError(f"expected a list of rows, got {type(rows).__name__}")
+    if any(len(row) != 4 for row in rows):
+        raise ValueError("every row needs 4 features")
+    return rows
+
+def predict_fn(data, model):
+    if data == [[0, 0, 0, 0]]:
+        raise RuntimeError("the model store is unreachable")
+    return model.predict_proba(data)
+
+def output_fn(prediction, accept):
+    return json.dumps(prediction.tolist()), "application/json"
+"""
+
+
+def test_a_users_handlers_errors_are_answers_and_the_worker_survives(tmp_path):
+    """ValueError/TypeError from a user's input_fn: 400; anything else: 500; no worker dies."""
+    model_dir = bundle_model_dir(tmp_path / "model")
+    (model_dir / "code" / "inference.py").write_text(USER_HANDLERS)
+    running = start_server(model_dir, tmp_path / "server.log", server_env(model_dir, workers=1))
+    try:
+        wait_until_healthy(running)
+        answers = [_invoke(running, json.dumps(body).encode())
+                   for body in ({"data": 1}, [[1, 2]], [[0, 0, 0, 0]], SAMPLE_ROWS)]
+        ping = running.request("GET", "/ping")[0]
+    finally:
+        stop_server(running)
+    statuses = [status for status, _, _ in answers]
+    messages = [json.loads(body) for _, _, body in answers]
+    assert statuses == [400, 400, 500, 200], messages
+    assert messages[0]["error"] == "expected a list of rows, got dict"
+    assert messages[1]["error"] == "every row needs 4 features"
+    assert "RuntimeError: the model store is unreachable" in messages[2]["error"]
+    assert len(messages[3]) == len(SAMPLE_ROWS) and ping == 200
+    assert running.log.count("Booting worker with pid") == 1, running.log
+    assert "handler fault:" in running.log  # the 500's traceback is logged, the 400s' are not
+    assert running.log.count("Traceback") == 1
+
+
 # --- broken start-ups -------------------------------------------------------------------------
 
 def _write_corrupt_model(model_dir):

@@ -110,6 +110,8 @@ def test_package_model_json_is_one_document_for_a_ci_step(aws, user_env):
     ("deploy-model.py", ["-a", "arn:aws:sagemaker:ca-central-1:123456789012:model-package/g/1",
                          "-e", "bad_name"], None, "Invalid endpoint name"),
     ("test_endpoint.py", ["-e", "qc", "-d", '{"data": [[1, 2]'], None, "Invalid JSON"),
+    ("utils/list_model_packages.py", [], "AWS_REGION", "AWS_REGION"),
+    ("utils/delete_endpoint.py", ["-e", "bad_name"], None, "Invalid endpoint name"),
 ])
 def test_bad_input_is_refused_clearly_and_creates_nothing(aws, user_env, script, args, unset,
                                                           expected):
@@ -129,3 +131,9 @@ def test_deploying_an_unknown_package_fails_with_aws_exit_code(aws, user_env):
     assert result.returncode == 3, result.stderr
     assert _json(result)["exit_code"] == 3
     assert _resources(aws) == {"endpoints": [], "configs": [], "models": []}
+
+
+def test_deleting_an_endpoint_that_does_not_exist_says_so(aws, user_env):
+    result = run_script("utils/delete_endpoint.py", "-e", "never-deployed", env=user_env)
+    assert result.returncode == 3
+    assert "never-deployed" in result.stderr and "Traceback" not in result.stderr
