@@ -10,8 +10,8 @@ anything it created unless told to (`--skip-rollback`, which then prints the exa
   After a successful update the previous config and model go too (if deploy-model made them)
   unless `--keep-previous`.
 
-Errors carry the facts of the run (what was rolled back, what is left, how to remove it) into the
-one JSON document that `--json` prints, also on failure.
+What the user is told (the success report, the error types and the failure's likely causes)
+lives in modules/deploy_report.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from botocore import exceptions as bce
 
@@ -42,6 +42,16 @@ from modules.deploy_plan import (
     start_endpoint,
     superseded_resources,
 )
+from modules.deploy_report import (
+    AwsStepFailed,
+    DeployFailedError,
+    DeployInterrupted,
+    DeployTimedOut,
+    failure_details,
+    follow_commands,
+    interrupt_code,
+    report,
+)
 from modules.deploy_settings import DeploySettings
 from modules.monitor_endpoint import (
     LOG_POLL_SECONDS,
@@ -55,15 +65,7 @@ from utils.aws_errors import error_code, error_message, translate_botocore_error
 from utils.boto_session import create_clients, get_boto_session
 from utils.contract import validate_response
 from utils.endpoint_operations import console_url, wait_for_endpoint
-from utils.errors import (
-    ContractError,
-    DeploymentFailed,
-    DeployModelError,
-    DeployTimeout,
-    ExitCode,
-    Terminated,
-)
-from utils.files import write_text_atomically
+from utils.errors import ContractError, DeployModelError, ExitCode, Terminated
 
 
 @dataclass
@@ -76,54 +78,6 @@ class Timing:
     now: Callable[[], datetime] = datetime.now
     log_poll_seconds: float = LOG_POLL_SECONDS
     rollback_wait: float = ROLLBACK_WAIT_SECONDS
-
-
-class _WithFacts:
-    """An error that also carries the run's facts into the JSON error document."""
-
-    facts: dict
-
-    def to_dict(self) -> dict:
-        data = super().to_dict()  # type: ignore[misc]
-        data.update({k: v for k, v in self.facts.items() if k not in data})
-        return data
-
-
-class DeployFailedError(_WithFacts, DeploymentFailed):
-    def __init__(self, message: str, *, facts: dict, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.facts = facts
-
-
-class DeployTimedOut(_WithFacts, DeployTimeout):
-    title = "DEPLOYMENT TIMED OUT"
-
-    def __init__(self, message: str, *, facts: dict, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.facts = facts
-
-
-class DeployInterrupted(_WithFacts, DeployModelError):
-    title = "INTERRUPTED"
-
-    def __init__(self, message: str, *, interrupt: BaseException, facts: dict,
-                 **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.facts = facts
-        self.exit_code = interrupt_code(interrupt)
-
-
-class AwsStepFailed(_WithFacts, DeployModelError):
-    """An AWS call failed while creating resources; what was created is rolled back."""
-
-    def __init__(self, base: DeployModelError, *, facts: dict, details: list[str]) -> None:
-        super().__init__(base.message, details=base.details + details, hint=base.hints)
-        self.exit_code = base.exit_code
-        self.facts = facts
-
-
-def interrupt_code(interrupt: BaseException) -> ExitCode:
-    return ExitCode.TERMINATED if isinstance(interrupt, Terminated) else ExitCode.INTERRUPTED
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,32 +147,6 @@ def _warn_ignored_in_local_mode(settings: DeploySettings) -> None:
         output.print_warning(f"Ignored in local mode: {', '.join(ignored)}")
 
 
-def report(result: dict, settings: DeploySettings) -> None:
-    if settings.output_file and not result.get("dry_run"):
-        write_text_atomically(settings.output_file, result["endpoint_name"] + "\n")
-        output.print_info(f"Endpoint name written to {settings.output_file}")
-    if output.is_json_mode():
-        output.print_json_result(result)
-        return
-    if result.get("dry_run"):
-        return
-    if result.get("instance_type") == "local":
-        output.print_info(f"Test it:   python test_endpoint.py -e {result['endpoint_name']} "
-                          "-d sample-data.json")
-        output.print_info(f"Stop it:   python utils/delete_endpoint.py -e {result['endpoint_name']}")
-        return
-    if not result.get("monitored", True):
-        return
-    output.print_section("Deployed")
-    output.print_success(f"Endpoint {result['endpoint_name']} is InService on "
-                         f"{result['endpoint_config_name']} ({result['action']} in "
-                         f"{output.format_duration(result['elapsed_seconds'])})")
-    output.print_info(f"Console:   {result['console_url']}")
-    output.print_info(f"Test it:   python test_endpoint.py -e {result['endpoint_name']} "
-                      "-d sample-data.json")
-    output.print_info(f"Delete it: python utils/delete_endpoint.py -e {result['endpoint_name']}")
-
-
 # ---------------------------------------------------------------------------------------------
 # One run
 
@@ -238,6 +166,7 @@ class DeployRun:
         self.resources = RunResources()
         self.is_create = plan.action == "create"
         self.update_requested = False  # set just before UpdateEndpoint is sent
+        self.verified = False  # InService on the new config (the smoke test may still fail)
         self.outcome: MonitorResult | None = None
 
     # -- the happy path ----------------------------------------------------------------------
@@ -254,6 +183,10 @@ class DeployRun:
             smoke = self._smoke_test()
         except (KeyboardInterrupt, Terminated) as interrupt:
             self._interrupted(interrupt)
+        except DeployModelError:
+            raise  # a failed deploy: already rolled back and explained
+        except Exception as exc:  # noqa: BLE001 - whatever stopped the watch, clean up first
+            self._aborted(exc)
         return self._succeeded(outcome, smoke)
 
     def _create_resources(self) -> None:
@@ -264,11 +197,12 @@ class DeployRun:
             start_endpoint(self.sagemaker, self.plan, self.resources)
         except (KeyboardInterrupt, Terminated) as interrupt:
             self._interrupted(interrupt)
-        except (bce.ClientError, bce.BotoCoreError) as exc:
-            base = translate_botocore_error(exc) or DeployModelError(str(exc))
-            report = self._roll_back_created("an AWS call failed")
-            raise AwsStepFailed(base, facts=self._facts(report=report),
-                                details=report.lines(self.settings.region)) from None
+        except bce.ClientError as exc:
+            # AWS refused a call. Even a refused UpdateEndpoint may be a retry of one that got
+            # through, so the rollback checks that the endpoint does not use the new config.
+            self._aborted(exc, refused=True)
+        except Exception as exc:  # noqa: BLE001 - e.g. no answer to UpdateEndpoint: it may run
+            self._aborted(exc)
 
     def _watch(self) -> MonitorResult:
         verb = "creation" if self.is_create else "update"
@@ -287,6 +221,7 @@ class DeployRun:
             self._timed_out(outcome)
         if outcome.status != "InService" or outcome.config_name != self.plan.config_name:
             self._failed(outcome)
+        self.verified = True
         output.print_success(f"Endpoint {self.plan.endpoint_name} is InService on "
                              f"{self.plan.config_name}")
 
@@ -336,7 +271,8 @@ class DeployRun:
             return
         try:
             self.sagemaker.add_tags(ResourceArn=self.plan.endpoint_arn, Tags=self.plan.tags)
-        except bce.ClientError as exc:
+        except (bce.ClientError, bce.BotoCoreError) as exc:
+            # The update succeeded; stale tags are worth a warning, not a failure.
             output.print_warning(f"Could not update the endpoint's tags: {error_message(exc)}")
 
     def _remove_superseded(self) -> list[str]:
@@ -382,8 +318,8 @@ class DeployRun:
                               source=f"endpoint {self.plan.endpoint_name}")
         except ContractError as exc:
             self._smoke_failed(exc.message, exc.details)
-        except bce.ClientError as exc:
-            self._smoke_failed(f"the invocation failed: {error_code(exc)}",
+        except (bce.ClientError, bce.BotoCoreError) as exc:
+            self._smoke_failed(f"the invocation failed: {error_code(exc) or type(exc).__name__}",
                                [error_message(exc)])
         output.print_success(f"Smoke test passed: {smoke.n_rows} rows answered as the "
                              "contract says")
@@ -436,7 +372,7 @@ class DeployRun:
         except (KeyboardInterrupt, Terminated) as interrupt:
             return RollbackReport(left=new, problem="interrupted while pointing back",
                                   interrupted=interrupt)
-        except bce.ClientError as exc:
+        except (bce.ClientError, bce.BotoCoreError) as exc:
             return RollbackReport(left=new, problem=f"could not point it back: "
                                   f"{error_message(exc)}")
         on_previous = (waited.description or {}).get("EndpointConfigName") == previous
@@ -498,17 +434,47 @@ class DeployRun:
             report = self._roll_back_created("interrupted", force=True)
             details = report.lines(region)
         else:
-            report = RollbackReport(left=self.resources.to_remove())
-            details = [f"Stopped watching; SageMaker carries on with the update of {name}.",
-                       "Follow it:"] + [f"  {line}" for line in follow_commands(name, region)]
-            details += ["If it fails, SageMaker keeps the old config serving; then remove the "
-                        "new config and model:"]
-            details += [f"  {line}" for line in cleanup_commands(report.left, region)]
+            report, details = self._leave_update_running()
         error = DeployInterrupted(f"{what} during the deploy of {name}", interrupt=interrupt,
                                   details=details, facts=self._facts(report=report))
         if report.interrupted is not None:
             error.exit_code = interrupt_code(report.interrupted)
         raise error from None
+
+    def _aborted(self, exc: Exception, *, refused: bool = False) -> NoReturn:
+        """An AWS error that is not a failed deploy (expired credentials, a permission, no answer)
+        or a bug stopped the run: roll back a create; an update SageMaker may be running is left
+        to finish, with the commands to follow it and to tidy up afterwards."""
+        base = translate_botocore_error(exc) or DeployModelError(
+            f"Unexpected internal error: {type(exc).__name__}: {exc}",
+            hint="Re-run with --debug for a traceback and report it as a bug.")
+        if self.is_create or not self.update_requested or refused:
+            report = self._roll_back_created(f"{error_code(exc) or type(exc).__name__} stopped the "
+                                             "deploy")
+            details = report.lines(self.settings.region)
+        else:
+            report, details = self._leave_update_running()
+        raise self._with_interrupt(AwsStepFailed(base, facts=self._facts(report=report),
+                                                 details=details), report) from exc
+
+    def _leave_update_running(self) -> tuple[RollbackReport, list[str]]:
+        """Once UpdateEndpoint is accepted only SageMaker decides which config serves: deleting
+        the new one now could break the endpoint, so say how to follow it and tidy up later."""
+        name, region = self.plan.endpoint_name, self.settings.region
+        if self.verified:
+            return RollbackReport(), [
+                f"The update itself finished: {name} is InService on {self.plan.config_name}, "
+                "but the smoke test did not finish, so the new model is unverified.",
+                f"Test it: python test_endpoint.py -e {name} -d <request.json>",
+                "Or point it back: aws sagemaker update-endpoint --endpoint-name "
+                f"{name} --endpoint-config-name {self.plan.previous_config} --region {region}"]
+        report = RollbackReport(left=self.resources.to_remove())
+        details = [f"Stopped watching; SageMaker carries on with the update of {name}.",
+                   "Follow it:"] + [f"  {line}" for line in follow_commands(name, region)]
+        details += ["If it fails, SageMaker keeps the old config serving; then remove the "
+                    "new config and model:"]
+        details += [f"  {line}" for line in cleanup_commands(report.left, region)]
+        return report, details
 
     def _with_interrupt(self, error: DeployModelError, report: RollbackReport) -> DeployModelError:
         """A Ctrl-C during the rollback makes the exit code 130 (143 for SIGTERM)."""
@@ -605,55 +571,3 @@ def _json_answer(text: str) -> Any:
                             details=[text[:300]]) from None
 
 
-def follow_commands(endpoint_name: str, region: str) -> list[str]:
-    return [f"aws sagemaker describe-endpoint --endpoint-name {endpoint_name} --region {region} "
-            "--query '[EndpointStatus,EndpointConfigName,FailureReason]'",
-            f"aws sagemaker wait endpoint-in-service --endpoint-name {endpoint_name} "
-            f"--region {region}",
-            f"aws logs tail {log_group_name(endpoint_name)} --follow --region {region}"]
-
-
-def failure_details(outcome: MonitorResult) -> list[str]:
-    details = [f"Status: {outcome.status}"]
-    if outcome.failure_reason:
-        details.append(f"Failure reason: {outcome.failure_reason}")
-    if outcome.error_lines:
-        details.append("Container errors (from CloudWatch logs):")
-        details += [f"  {line}" for line in outcome.error_lines]
-    elif not outcome.log_messages:
-        details.append("No container logs were found (the container may never have started).")
-    causes = likely_causes(outcome.failure_reason or "", outcome.error_lines)
-    details.append("Likely causes:")
-    details += [f"  {n}. {cause}" for n, cause in enumerate(causes, 1)]
-    return details
-
-
-_CAUSES = (
-    (("ping", "health check"), "The container never answered GET /ping: the model failed to "
-                               "load or the server did not start (see the container errors)."),
-    (("no module named", "modulenotfounderror", "importerror", "cannot import"),
-     "A Python dependency is missing or mismatched: check code/requirements.txt and the "
-     "scikit-learn version the model was trained with."),
-    (("model.joblib", "filenotfounderror", "no such file", "model_fn"),
-     "Invalid model artifacts: model.joblib or code/inference.py missing from model.tar.gz."),
-    (("image", "cannotpullcontainer", "manifest"),
-     "The container image cannot be pulled: build and push it (artifacts/README.md)."),
-    (("accessdenied", "access denied", "not authorized", "s3"),
-     "The execution role cannot read the model data or image: check "
-     "SAGEMAKER_EXECUTION_ROLE_ARN's S3 and ECR permissions."),
-    (("resourcelimitexceeded", "capacity", "quota", "insufficient"),
-     "No capacity or quota for this instance type: request a quota increase or pick another "
-     "type (ml.c5.xlarge, ml.m5.large)."),
-)
-
-
-def likely_causes(failure_reason: str, error_lines: list[str]) -> list[str]:
-    text = " ".join([failure_reason, *error_lines]).lower()
-    causes = [cause for keys, cause in _CAUSES if any(key in text for key in keys)]
-    if causes:
-        return causes
-    return ["Invalid model artifacts (missing model.joblib or code/inference.py).",
-            "An error in inference.py's handlers (model_fn, input_fn, predict_fn, output_fn).",
-            "A missing dependency in code/requirements.txt.",
-            "The container image is missing from ECR, or the execution role cannot read it "
-            "or the model data."]

@@ -40,6 +40,10 @@ LOG_POLL_SECONDS = 5.0
 LOG_GROUP_WAIT_SECONDS = 600.0
 # Start reading a little before the deploy started: clocks differ and the first lines matter.
 _LOG_LOOKBACK_MS = 10_000
+# Each pass reads from this far before the newest event seen, not from the deploy's start (an
+# update of a busy endpoint would re-read every invocation log line every few seconds). Events
+# can arrive late and out of order across streams; the event IDs drop the overlap.
+_LATE_EVENT_MS = 120_000
 _MAX_ERROR_LINES = 12
 _UNDELETABLE = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 _ERROR_LINE_RE = re.compile(
@@ -53,20 +57,23 @@ def log_group_name(endpoint_name: str) -> str:
     return f"{LOG_GROUP_PREFIX}{endpoint_name}"
 
 
-def wait_for_log_group(logs: Any, group_name: str, *, timeout: float = LOG_GROUP_WAIT_SECONDS,
+def wait_for_log_group(logs: Any, group_name: str, *,
+                       timeout: float | None = LOG_GROUP_WAIT_SECONDS,
                        interval: float = LOG_POLL_SECONDS,
                        stop: threading.Event | None = None) -> dict | None:
     """The log group's description once it exists; None if it did not appear in time or `stop`
-    was set. SageMaker creates it when the first container starts, so it may never appear."""
+    was set. SageMaker creates it when the first container starts, so it may never appear.
+    `timeout=None` waits until `stop` is set."""
     stop = stop or threading.Event()
-    deadline = time.monotonic() + timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         group = _find_log_group(logs, group_name)
         if group is not None:
             return group
-        if stop.is_set() or time.monotonic() >= deadline:
+        if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
             return None
-        stop.wait(min(interval, max(0.0, deadline - time.monotonic())))
+        remaining = interval if deadline is None else deadline - time.monotonic()
+        stop.wait(min(interval, max(0.0, remaining)))
 
 
 def _find_log_group(logs: Any, group_name: str) -> dict | None:
@@ -95,18 +102,25 @@ class LogCursor:
     start_ms: int
     seen: set[str] = field(default_factory=set)
     messages: list[str] = field(default_factory=list)
+    newest_ms: int = 0
+
+    def read_from_ms(self) -> int:
+        return max(self.start_ms, self.newest_ms - _LATE_EVENT_MS)
 
 
 def tail_logs(logs: Any, cursor: LogCursor, emit: Callable[[str], None]) -> int:
     """Print the group's events not printed before; returns how many were new. One pass."""
     new = 0
     paginator = logs.get_paginator("filter_log_events")
-    for page in paginator.paginate(logGroupName=cursor.group_name, startTime=cursor.start_ms):
+    for page in paginator.paginate(logGroupName=cursor.group_name,
+                                   startTime=cursor.read_from_ms()):
         for event in page.get("events", []):
-            event_id = event.get("eventId") or f"{event.get('logStreamName')}/{event['timestamp']}"
+            timestamp = int(event.get("timestamp") or 0)
+            event_id = event.get("eventId") or f"{event.get('logStreamName')}/{timestamp}"
             if event_id in cursor.seen:
                 continue
             cursor.seen.add(event_id)
+            cursor.newest_ms = max(cursor.newest_ms, timestamp)
             message = event.get("message", "").rstrip("\n")
             cursor.messages.append(message)
             emit(message)
@@ -115,20 +129,20 @@ def tail_logs(logs: Any, cursor: LogCursor, emit: Callable[[str], None]) -> int:
 
 
 class LogTail:
-    """The background half of `monitor_and_tail`: follows one endpoint's log group."""
+    """The background half of `monitor_and_tail`: follows one endpoint's log group for as long
+    as the watch lasts (a large instance can take over ten minutes to start its container)."""
 
     def __init__(self, logs: Any, endpoint_name: str, *, start_ms: int,
-                 poll_seconds: float = LOG_POLL_SECONDS,
-                 group_wait_seconds: float = LOG_GROUP_WAIT_SECONDS) -> None:
+                 poll_seconds: float = LOG_POLL_SECONDS) -> None:
         self._logs = logs
         self._poll = poll_seconds
-        self._group_wait = group_wait_seconds
         self.cursor = LogCursor(log_group_name(endpoint_name), start_ms - _LOG_LOOKBACK_MS)
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the final read and the thread never read at once
         self._thread = threading.Thread(target=self._run, name="log-tail", daemon=True)
         self.group_found = False
         self.disabled_reason: str | None = None
+        self._warned_transient = False
 
     def start(self) -> None:
         output.print_info(f"Waiting for CloudWatch log group {self.cursor.group_name} "
@@ -140,21 +154,26 @@ class LogTail:
         self._stop.set()
         self._thread.join(timeout=self._poll + 10)
         if final_read and self.disabled_reason is None:
-            self._safely(self._final_read)
+            self._guarded(self._final_read)
         return list(self.cursor.messages)
 
     def _run(self) -> None:
-        self._safely(self._follow)
+        self._guarded(self._follow)
 
     def _follow(self) -> None:
-        group = wait_for_log_group(self._logs, self.cursor.group_name, timeout=self._group_wait,
-                                   interval=self._poll, stop=self._stop)
+        group = None
+        while group is None and not self._stop.is_set():
+            group = self._this_pass(lambda: wait_for_log_group(
+                self._logs, self.cursor.group_name, timeout=None, interval=self._poll,
+                stop=self._stop))
+            if group is None:
+                self._stop.wait(self._poll)  # after throttling; or stopped
         if group is None:
             return
         self._found(group)
         while not self._stop.is_set():
             with self._lock:
-                tail_logs(self._logs, self.cursor, _print_log_line)
+                self._this_pass(lambda: tail_logs(self._logs, self.cursor, _print_log_line))
             self._stop.wait(self._poll)
 
     def _found(self, group: dict) -> None:
@@ -173,16 +192,33 @@ class LogTail:
         with self._lock:
             tail_logs(self._logs, self.cursor, _print_log_line)
 
-    def _safely(self, step: Callable[[], None]) -> None:
-        """Log trouble (no permission, throttling past retries) costs the logs, never the deploy."""
+    def _this_pass(self, step: Callable[[], Any]) -> Any:
+        """Throttling past botocore's retries, or the network, costs this pass, not the tail."""
+        try:
+            return step()
+        except (bce.ClientError, bce.BotoCoreError) as exc:
+            if not is_transient(exc):
+                raise
+            if not self._warned_transient:
+                self._warned_transient = True
+                reason = error_code(exc) or type(exc).__name__
+                output.print_warning(f"CloudWatch Logs did not answer ({reason}); log lines "
+                                     "may show late")
+            return None
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Trouble with the logs (no permission, a bug) costs the logs, never the deploy. In the
+        thread an uncaught exception would only print a traceback and end the tail silently."""
         try:
             step()
-        except (bce.ClientError, bce.BotoCoreError) as exc:
-            if isinstance(exc, bce.ClientError) and is_transient(exc):
-                output.print_warning(f"CloudWatch Logs is throttling: {error_message(exc)}; "
-                                     "some log lines may show late")
+        except Exception as exc:  # noqa: BLE001 - see above
+            if isinstance(exc, bce.ClientError | bce.BotoCoreError) and is_transient(exc):
+                reason = error_code(exc) or type(exc).__name__
+                output.print_warning(f"CloudWatch Logs did not answer ({reason}); the last log "
+                                     "lines may be missing")
                 return
-            self.disabled_reason = f"{error_code(exc) or type(exc).__name__}: {error_message(exc)}"
+            code = error_code(exc) if isinstance(exc, bce.ClientError) else type(exc).__name__
+            self.disabled_reason = f"{code}: {error_message(exc)}"
             output.print_warning(f"Cannot read CloudWatch logs ({self.disabled_reason}); "
                                  "continuing without them")
 
@@ -312,11 +348,13 @@ def delete_endpoint(sagemaker: Any, endpoint_name: str, *, timeout: float = 900.
         except bce.ClientError as exc:
             if is_not_found(exc):
                 return False
-            busy = _refused_while_busy(sagemaker, endpoint_name, exc)
-            if busy is None and not retried:
+            refusal = _why_refused(sagemaker, endpoint_name, exc)
+            if refusal == "deleting":
+                break  # someone else deleted it a moment ago: wait until it is gone
+            if refusal == "changed" and not retried:
                 retried = True  # it left Creating between the two calls: try again at once
                 continue
-            if not busy:
+            if refusal != "busy":
                 raise
         if not told:
             output.print_info(f"Endpoint {endpoint_name} cannot be deleted while it is still "
@@ -329,15 +367,18 @@ def delete_endpoint(sagemaker: Any, endpoint_name: str, *, timeout: float = 900.
     return True
 
 
-def _refused_while_busy(sagemaker: Any, endpoint_name: str, exc: bce.ClientError) -> bool | None:
-    """True: refused because it is still busy (wait); None: no longer busy (retry); False: a
-    refusal for another reason."""
+def _why_refused(sagemaker: Any, endpoint_name: str, exc: bce.ClientError) -> str:
+    """Why DeleteEndpoint was refused: "busy" (still Creating or Updating: wait), "deleting"
+    (already going), "changed" (no longer busy, or gone: try again) or "other" (a real error)."""
     if error_code(exc) not in {"ValidationException", "ResourceInUse", "ConflictException"}:
-        return False
+        return "other"
     description = describe_endpoint(sagemaker, endpoint_name)
     if description is None:
-        return None
-    return True if description["EndpointStatus"] in _UNDELETABLE else None
+        return "changed"
+    status = description["EndpointStatus"]
+    if status == "Deleting":
+        return "deleting"
+    return "busy" if status in _UNDELETABLE else "changed"
 
 
 def _wait_until_gone(sagemaker: Any, endpoint_name: str, *, start: float, timeout: float,

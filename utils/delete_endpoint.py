@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from utils import output  # noqa: E402
 from utils.cli import EnvArgumentParser, add_common_flags, environ, positive_float, run  # noqa: E402
-from utils.errors import AwsError, DeployModelError, ExitCode  # noqa: E402
+from utils.errors import AwsError, DeployModelError, ExitCode, ValidationError  # noqa: E402
 
 _EPILOG = """\
 examples:
@@ -44,8 +44,6 @@ def _execute(args, env) -> int:
     from modules.deploy_validation import validate_endpoint_name
 
     if not args.endpoint_name:
-        from utils.errors import ValidationError
-
         raise ValidationError("No endpoint given: pass -e/--endpoint-name (env ENDPOINT_NAME)")
     name = validate_endpoint_name(args.endpoint_name)
     result = _stop_local(name, env)
@@ -103,9 +101,9 @@ class DeleteIncomplete(DeployModelError):
         self.result = result
         self.exit_code = ExitCode.AWS
         if report.interrupted is not None:
-            self.exit_code = (ExitCode.INTERRUPTED if isinstance(report.interrupted,
-                                                                 KeyboardInterrupt)
-                              else ExitCode.TERMINATED)
+            from modules.deploy_report import interrupt_code
+
+            self.exit_code = interrupt_code(report.interrupted)
 
     def to_dict(self) -> dict:
         return {**self.result, **super().to_dict()}

@@ -391,3 +391,134 @@ def test_a_failing_cleanup_of_the_superseded_config_does_not_fail_the_update(
     assert deploy(aws, env, "-e", "qc-live") == 0
     assert "Could not check the previous config" in capsys.readouterr().err
     assert old_config in resources(aws.sagemaker)["configs"]
+
+
+# --- errors other than a failed deploy ----------------------------------------------------------
+
+def _expired_token(*args, **kwargs):
+    from botocore.exceptions import ClientError
+
+    raise ClientError({"Error": {"Code": "ExpiredTokenException",
+                                 "Message": "The security token included in the request is "
+                                            "expired"}}, "DescribeEndpoint")
+
+
+def test_an_aws_error_while_watching_a_create_rolls_it_back(aws, env, capsys, monkeypatch):
+    monkeypatch.setattr("modules.deploy_endpoint.monitor_and_tail", _expired_token)
+    assert deploy(aws, env, "-e", "qc-expired", "--json") == 3
+    doc = one_json_document(capsys.readouterr().out)
+    assert "ExpiredTokenException" in doc["error"] and doc["exit_code"] == 3
+    assert sorted(r.split()[0] for r in doc["rolled_back"]) == ["endpoint", "endpoint-config",
+                                                                "model"]
+    assert resources(aws.sagemaker) == EMPTY
+
+
+def test_an_aws_error_while_watching_an_update_leaves_it_running_and_says_how(
+        aws, env, capsys, monkeypatch):
+    old_config, _ = existing_endpoint(aws, env, capsys)
+    aws.update_takes(10_000)
+    monkeypatch.setattr("modules.deploy_endpoint.monitor_and_tail", _expired_token)
+    assert deploy(aws, env, "-e", "qc-live", "--json") == 3
+    captured = capsys.readouterr()
+    doc = one_json_document(captured.out)
+    assert "aws sagemaker describe-endpoint --endpoint-name qc-live" in captured.err
+    # SageMaker is still running the update: its new config must stay, the old one too.
+    state = resources(aws.sagemaker)
+    assert doc["endpoint_config_name"] in state["configs"] and old_config in state["configs"]
+    assert any("delete-endpoint-config" in c for c in doc["cleanup_commands"])
+    assert aws.calls["DeleteEndpointConfig"] == aws.calls["DeleteModel"] == 0
+
+
+def test_a_bug_while_watching_a_create_still_rolls_it_back(aws, env, capsys, monkeypatch):
+    def bug(*args, **kwargs):
+        raise KeyError("EndpointStatus")
+
+    monkeypatch.setattr("modules.deploy_endpoint.monitor_and_tail", bug)
+    assert deploy(aws, env, "-e", "qc-bug", "--json") == 1
+    doc = one_json_document(capsys.readouterr().out)
+    assert "Unexpected internal error: KeyError" in doc["error"]
+    assert resources(aws.sagemaker) == EMPTY
+
+
+def _invocations_raise(monkeypatch, error: BaseException) -> None:
+    """The smoke test's InvokeEndpoint raises `error` (no answer, Ctrl-C...)."""
+    import modules.deploy_endpoint as deploy_endpoint
+
+    real = deploy_endpoint.create_clients
+
+    class Runtime:
+        def invoke_endpoint(self, **kwargs):
+            raise error
+
+    def clients(session, *names):
+        return (Runtime(),) if names == ("sagemaker-runtime",) else real(session, *names)
+
+    monkeypatch.setattr(deploy_endpoint, "create_clients", clients)
+
+
+def test_a_network_error_in_the_smoke_test_fails_and_rolls_back(aws, env, capsys, monkeypatch,
+                                                                 smoke_file):
+    from botocore.exceptions import ReadTimeoutError
+
+    _invocations_raise(monkeypatch, ReadTimeoutError(endpoint_url="https://runtime/invocations"))
+    assert deploy(aws, env, "-e", "qc-slowanswer", "--smoke-test-data", smoke_file,
+                  "--json") == 4
+    doc = one_json_document(capsys.readouterr().out)
+    assert "failed the smoke test" in doc["error"]
+    assert any("ReadTimeoutError" in line for line in doc["details"])
+    assert resources(aws.sagemaker) == EMPTY
+
+
+def test_ctrl_c_in_the_smoke_test_of_a_finished_update_says_so_and_deletes_nothing(
+        aws, env, capsys, monkeypatch, smoke_file):
+    old_config, _ = existing_endpoint(aws, env, capsys)
+    before = resources(aws.sagemaker)
+    aws.update_takes(1)
+    _invocations_raise(monkeypatch, KeyboardInterrupt())
+    assert deploy(aws, env, "-e", "qc-live", "--smoke-test-data", smoke_file, "--json") == 130
+    captured = capsys.readouterr()
+    doc = one_json_document(captured.out)
+    assert "The update itself finished" in captured.err
+    assert f"--endpoint-config-name {old_config}" in captured.err  # how to point it back
+    assert doc["left_behind"] == []
+    endpoint = aws.sagemaker.describe_endpoint(EndpointName="qc-live")
+    assert endpoint["EndpointConfigName"] == doc["endpoint_config_name"]
+    assert set(before["configs"]) < set(resources(aws.sagemaker)["configs"])
+    assert aws.calls["DeleteEndpointConfig"] == aws.calls["DeleteModel"] == 0
+
+
+def _update_endpoint_answers_error(monkeypatch, *, got_through: bool) -> None:
+    """UpdateEndpoint answers ValidationException; with `got_through` the update was accepted
+    first (a botocore retry of a request whose answer was lost meets the update in progress)."""
+    from botocore.exceptions import ClientError
+
+    from modules import deploy_plan
+
+    def start(sagemaker, plan, resources):
+        if got_through:
+            deploy_plan.start_endpoint(sagemaker, plan, resources)
+        raise ClientError({"Error": {"Code": "ValidationException",
+                                     "Message": "Cannot update in-progress endpoint"}},
+                          "UpdateEndpoint")
+
+    monkeypatch.setattr("modules.deploy_endpoint.start_endpoint", start)
+
+
+def test_a_refused_update_removes_the_new_config_and_model(aws, env, capsys, monkeypatch):
+    existing_endpoint(aws, env, capsys)
+    before = resources(aws.sagemaker)
+    _update_endpoint_answers_error(monkeypatch, got_through=False)
+    assert deploy(aws, env, "-e", "qc-live") == 3
+    assert resources(aws.sagemaker) == before
+
+
+def test_a_refused_retry_of_an_accepted_update_keeps_the_config_it_uses(aws, env, capsys,
+                                                                        monkeypatch):
+    existing_endpoint(aws, env, capsys)
+    aws.update_takes(10_000)
+    _update_endpoint_answers_error(monkeypatch, got_through=True)
+    assert deploy(aws, env, "-e", "qc-live", "--json") == 3
+    doc = one_json_document(capsys.readouterr().out)
+    assert doc["endpoint_config_name"] in resources(aws.sagemaker)["configs"]
+    assert aws.calls["DeleteEndpointConfig"] == aws.calls["DeleteModel"] == 0
+    assert len(doc["cleanup_commands"]) == 2  # to remove them once the update has settled

@@ -198,3 +198,129 @@ def test_double_plays_update_over_moto_http_server():
         reset = urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST")
         urllib.request.urlopen(reset, timeout=10).close()  # leave no state for later tests
         server.stop()
+
+
+class _ThrottledLogs:
+    """The real (moto) logs client, but the first `throttles` FilterLogEvents pages are refused
+    with ThrottlingException, as after botocore's own retries ran out. Records each startTime."""
+
+    def __init__(self, logs, throttles: int = 0):
+        self._logs = logs
+        self.throttles = throttles
+        self.start_times: list[int] = []
+
+    def __getattr__(self, name):
+        return getattr(self._logs, name)
+
+    def get_paginator(self, name):
+        paginator = self._logs.get_paginator(name)
+        outer = self
+
+        class Paginator:
+            def paginate(self, **kwargs):
+                outer.start_times.append(kwargs["startTime"])
+                if outer.throttles:
+                    outer.throttles -= 1
+                    from botocore.exceptions import ClientError
+
+                    raise ClientError({"Error": {"Code": "ThrottlingException",
+                                                 "Message": "Rate exceeded"}}, "FilterLogEvents")
+                return paginator.paginate(**kwargs)
+        return Paginator()
+
+
+def _put_events(logs, group, messages, timestamp_ms):
+    if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+        logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName="AllTraffic/i-1")
+    logs.put_log_events(logGroupName=group, logStreamName="AllTraffic/i-1", logEvents=[
+        {"timestamp": timestamp_ms + i, "message": m} for i, m in enumerate(messages)])
+
+
+def _wait_until(condition, seconds=10.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting in the test"
+        time.sleep(0.01)
+
+
+def test_a_throttled_log_read_only_delays_the_live_tail(aws, capsys):
+    import time
+
+    group = "/aws/sagemaker/Endpoints/qc-mon"
+    now_ms = int(time.time() * 1000)
+    _put_events(aws.logs, group, ["Starting the model server"], now_ms)
+    logs = _ThrottledLogs(aws.logs, throttles=1)
+    tail = monitor.LogTail(logs, "qc-mon", start_ms=now_ms, poll_seconds=0.01)
+    tail.start()
+    try:
+        _wait_until(lambda: "Starting the model server" in tail.cursor.messages)
+    finally:
+        messages = tail.stop(final_read=False)  # what the live tail saw, no final read
+    assert messages == ["Starting the model server"]
+    assert "CloudWatch Logs did not answer (ThrottlingException)" in capsys.readouterr().err
+
+
+def test_the_tail_reads_from_its_newest_event_not_from_the_start_every_time(aws):
+    import time
+
+    group = "/aws/sagemaker/Endpoints/qc-mon"
+    start_ms = int(time.time() * 1000) - 3_600_000  # an update of an endpoint an hour old
+    _put_events(aws.logs, group, ["old line"], start_ms)
+    _put_events(aws.logs, group, ["an hour later"], start_ms + 3_600_000)
+    logs = _ThrottledLogs(aws.logs)
+    cursor = monitor.LogCursor(group, start_ms)
+    printed: list[str] = []
+    monitor.tail_logs(logs, cursor, printed.append)
+    monitor.tail_logs(logs, cursor, printed.append)
+    assert printed == ["old line", "an hour later"]  # each once
+    assert logs.start_times[0] == start_ms
+    # The second pass starts shortly before the newest event seen, not an hour back.
+    assert start_ms + 3_000_000 < logs.start_times[1] <= start_ms + 3_600_000
+
+
+def test_an_unexpected_error_in_the_log_thread_is_a_warning_not_a_traceback(aws, capsys):
+    class Broken:
+        def describe_log_groups(self, **kwargs):
+            raise RuntimeError("boom")
+
+    import threading
+
+    hooked: list = []
+    previous, threading.excepthook = threading.excepthook, hooked.append
+    try:
+        tail = monitor.LogTail(Broken(), "qc-mon", start_ms=0, poll_seconds=0.01)
+        tail.start()
+        tail.stop(final_read=False)
+    finally:
+        threading.excepthook = previous
+    assert hooked == []
+    assert "Cannot read CloudWatch logs (RuntimeError: boom)" in capsys.readouterr().err
+
+
+def test_an_endpoint_already_being_deleted_is_waited_for_not_an_error():
+    from botocore.exceptions import ClientError
+
+    class DeletingElsewhere:
+        """Someone else (another CI job, the console) started deleting it a moment ago."""
+
+        describes = 0
+
+        def delete_endpoint(self, EndpointName):
+            raise ClientError({"Error": {"Code": "ValidationException", "Message":
+                               f"Cannot delete endpoint {EndpointName} while it is Deleting"}},
+                              "DeleteEndpoint")
+
+        def describe_endpoint(self, EndpointName):
+            self.describes += 1
+            if self.describes <= 3:
+                return {"EndpointName": EndpointName, "EndpointStatus": "Deleting"}
+            raise ClientError({"Error": {"Code": "ValidationException",
+                                         "Message": f"Could not find endpoint {EndpointName}."}},
+                              "DescribeEndpoint")
+
+    clock, sagemaker = FakeClock(), DeletingElsewhere()
+    assert monitor.delete_endpoint(sagemaker, "qc-mon", sleep=clock.sleep, clock=clock.clock)
+    assert sagemaker.describes == 4 and len(clock.sleeps) == 2

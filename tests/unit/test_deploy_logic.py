@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from botocore.exceptions import ClientError
 
-from modules import deploy_endpoint, deploy_plan
+from modules import deploy_plan, deploy_report
 from modules.deploy_settings import DeploymentStrategy
 from modules.monitor_endpoint import container_error_lines
 from utils.endpoint_operations import console_url, poll_delays
@@ -105,11 +105,11 @@ def test_traceback_last_lines_and_error_lines_are_picked_out():
 
 
 def test_likely_causes_follow_the_evidence():
-    causes = deploy_endpoint.likely_causes("", ["ModuleNotFoundError: No module named 'xgboost'"])
+    causes = deploy_report.likely_causes("", ["ModuleNotFoundError: No module named 'xgboost'"])
     assert len(causes) == 1 and "requirements.txt" in causes[0]
-    ping = deploy_endpoint.likely_causes("did not pass the ping health check", [])
+    ping = deploy_report.likely_causes("did not pass the ping health check", [])
     assert "GET /ping" in ping[0]
-    generic = deploy_endpoint.likely_causes("", [])
+    generic = deploy_report.likely_causes("", [])
     assert len(generic) == 4 and "model.joblib" in generic[0]
 
 
