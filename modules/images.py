@@ -8,6 +8,10 @@ Three sources, in the order package-model.py considers them:
 - default: the project's own serving image,
   `<account>.dkr.ecr.<region>.amazonaws.com/<stack>-inference:latest`.
 
+With a prebuilt image, the model must suit the scikit-learn inside it: a model saved with a newer
+scikit-learn than the image's is refused (an older scikit-learn cannot be relied on to unpickle it,
+and the image's Python is often too old to install the newer one), an older one gets a warning.
+
 When the image lives in this account's ECR, the repository and the tag (or digest) are checked
 before anything is uploaded or registered: a package naming a missing image only fails ten
 minutes into a deploy.
@@ -16,7 +20,7 @@ minutes into a deploy.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from utils.errors import AwsError, ValidationError
@@ -39,6 +43,7 @@ class EcrImage:
     repository: str
     tag: str | None
     digest: str | None
+    uri: str = field(default="", compare=False)  # as the user wrote it, for messages
 
     @property
     def reference(self) -> str:
@@ -56,7 +61,7 @@ def parse_ecr_image(uri: str) -> EcrImage | None:
     if not match:
         return None
     return EcrImage(match["account"], match["region"], match["repository"], match["tag"],
-                    match["digest"])
+                    match["digest"], uri)
 
 
 def validate_image_uri(uri: str, region: str) -> EcrImage | None:
@@ -98,12 +103,14 @@ def check_ecr_image(ecr: Any, image: EcrImage) -> None:
     """The repository and tag/digest exist in ECR; else an error telling how to push the image."""
     from botocore.exceptions import ClientError
 
+    from utils.aws_errors import error_code  # botocore: not on the settings-check path
+
     image_id = {"imageDigest": image.digest} if image.digest else {"imageTag": image.reference}
     try:
         ecr.describe_images(registryId=image.account, repositoryName=image.repository,
                             imageIds=[image_id])
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+        code = error_code(exc)
         if code == "RepositoryNotFoundException":
             raise _image_missing(image, f"ECR repository '{image.repository}' does not exist "
                                         f"in account {image.account} ({image.region})") from None
@@ -113,9 +120,11 @@ def check_ecr_image(ecr: Any, image: EcrImage) -> None:
         raise
 
 
-def _image_missing(image: EcrImage, message: str) -> AwsError:
+def _image_missing(image: EcrImage, reason: str) -> AwsError:
     tag = f" --tag {image.tag or 'latest'}" if not image.digest else ""
-    return AwsError(message, hint=[
+    shown = image.uri or f"{image.account}.dkr.ecr.{image.region}.amazonaws.com/{image.repository}"
+    # The original tool's wording, which its README's troubleshooting section is indexed by.
+    return AwsError(f"Could not find image: {shown}", details=[reason], hint=[
         f"Build and push the serving image first: {ECR_SETUP_SCRIPT} --repository "
         f"{image.repository}{tag} (see artifacts/README.md).",
         "Or name an existing image with --image-uri, or use AWS's prebuilt scikit-learn image "
@@ -127,7 +136,64 @@ def check_sklearn_image_version(version: str) -> None:
     if not _SKLEARN_VERSION.fullmatch(version):
         raise ValidationError(f"Invalid scikit-learn image version: {version!r}",
                               hint="Use a framework version of the AWS scikit-learn container, "
-                                   "e.g. 1.2-1.")
+                                   "e.g. 1.9-0 (the scikit-learn series, a dash, the build).")
+
+
+def image_sklearn_series(framework_version: str) -> tuple[int, int]:
+    """The scikit-learn release series (major, minor) inside a prebuilt image: 1.2-1 -> (1, 2)."""
+    major, minor = framework_version.split("-", 1)[0].split(".")[:2]
+    return int(major), int(minor)
+
+
+def check_model_fits_sklearn_image(framework_version: str, saved_versions: list[str]) -> list[str]:
+    """Warnings for a model saved with an older scikit-learn series than the prebuilt image runs;
+    ValidationError for a newer one, which fails only at container start, minutes into a deploy."""
+    from packaging.version import InvalidVersion, Version
+
+    image_series = image_sklearn_series(framework_version)
+    try:
+        saved_series = {version: Version(version).release[:2] for version in saved_versions}
+    except InvalidVersion:
+        return [f"Cannot compare the model's scikit-learn version ({', '.join(saved_versions)}) "
+                f"with the prebuilt image {framework_version}: check that they match."]
+    image = f"AWS's prebuilt scikit-learn image {framework_version} (scikit-learn " \
+            f"{image_series[0]}.{image_series[1]})"
+    newer = [version for version, series in saved_series.items() if series > image_series]
+    if newer:
+        raise ValidationError(
+            f"model.joblib was saved with scikit-learn {', '.join(newer)}, newer than {image}",
+            details=["An older scikit-learn cannot be relied on to load a model pickled by a newer "
+                     "one, and the image's Python may be too old to install the pinned version: "
+                     "the endpoint would fail at container start."],
+            hint=_matching_image_hints(saved_series[newer[0]], framework_version))
+    older = [version for version, series in saved_series.items() if series < image_series]
+    if not older:
+        return []
+    return [f"model.joblib was saved with scikit-learn {', '.join(older)}, older than {image}. "
+            "scikit-learn does not promise that a model loads in another version; the container "
+            f"installs code/requirements.txt (scikit-learn=={older[0]}) at start, which needs "
+            "network access from the endpoint. Prefer an image of the model's version, or retrain "
+            f"with scikit-learn {image_series[0]}.{image_series[1]}."]
+
+
+def _matching_image_hints(series: tuple[int, int], framework_version: str) -> list[str]:
+    wanted = f"{series[0]}.{series[1]}"
+    matching = [version for version in prebuilt_sklearn_versions()
+                if _SKLEARN_VERSION.fullmatch(version) and image_sklearn_series(version) == series]
+    first = (f"Use the prebuilt image for scikit-learn {wanted}: --sklearn-image-version "
+             f"{matching[-1]}" if matching else
+             f"No prebuilt image runs scikit-learn {wanted}: use the project's own serving image "
+             "(drop --sklearn-image-version; artifacts/ecr-image-setup.sh builds it)")
+    return [first, f"Or retrain and save the model with the scikit-learn of image "
+                   f"{framework_version}, and pin that version in requirements.txt.",
+            "To use this image anyway, name it explicitly with --image-uri (not checked)."]
+
+
+def prebuilt_sklearn_versions() -> list[str]:
+    """Framework versions of AWS's scikit-learn inference images that the SageMaker SDK knows."""
+    from sagemaker.core import image_uris  # heavy (~2.5 s): only on this failure path
+
+    return list(image_uris.config_for_framework("sklearn")["inference"]["versions"])
 
 
 def resolve_sklearn_image(version: str, region: str, instance_type: str) -> str:

@@ -14,7 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modules.deploy_validation import validate_instance_type
+from modules.deploy_validation import (
+    DEFAULT_INSTANCE_TYPE,
+    LOCAL_INSTANCE_TYPE,
+    validate_instance_type,
+)
 from modules.images import check_sklearn_image_version, default_image_uri, validate_image_uri
 from utils import output
 from utils.env_validation import get_env_var, print_env_summary, validate_env_vars
@@ -26,11 +30,9 @@ SHOWN_ENV = (*REQUIRED_ENV, "AWS_PROFILE")
 # Shown (masked) only when set: that they are set matters, their values never appear.
 CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 DEFAULT_STACK = "plmscw"
-DEFAULT_INSTANCE_TYPE = "ml.c5.2xlarge"
 DEFAULT_GROUP = "PLMSCWInferenceModelGroup"
 DEFAULT_REPO = "dev"
 DEFAULT_BRANCH = "inference-data"
-LOCAL_INSTANCE_TYPE = "local"
 _GROUP_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _STACK = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _PATH_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")

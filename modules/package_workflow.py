@@ -48,6 +48,7 @@ def prepare_package(settings: PackageSettings, env: Mapping[str, str],
                     workdir: Path) -> PreparedPackage:
     """Pre-flight, bundle and the registration request; touches nothing in AWS."""
     report = run_preflight_step(settings, env)
+    check_prebuilt_image_fits(settings, report)
     output.print_section("Step 1/5: Bundling model artifacts")
     bundle = bundle_model_artifacts(settings.artifacts_dir, workdir)
     output.print_success(f"{bundle.path.name}: {output.format_bytes(bundle.size)}, "
@@ -81,6 +82,17 @@ def run_preflight_step(settings: PackageSettings, env: Mapping[str, str]
     for warning in report.warnings:
         output.print_warning(warning)
     return report
+
+
+def check_prebuilt_image_fits(settings: PackageSettings,
+                              report: preflight.PreflightReport) -> None:
+    """With --sklearn-image-version, the model's scikit-learn must suit the image's."""
+    if not settings.sklearn_image_version:
+        return
+    # A pickle mixing estimators from several versions reports them joined (preflight.py).
+    saved = report.model.saved_sklearn_version.split(", ")
+    for warning in images.check_model_fits_sklearn_image(settings.sklearn_image_version, saved):
+        output.print_warning(warning)
 
 
 def resolve_image_uri(settings: PackageSettings) -> str:

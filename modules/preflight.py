@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modules.bundle_artifacts import HANDLER_FILE, MODEL_FILE, REQUIREMENTS_FILE
 from utils import contract
 from utils.env_validation import is_secret
 from utils.errors import ValidationError
 
-MODEL_FILE, HANDLER_FILE, REQUIREMENTS_FILE = "model.joblib", "inference.py", "requirements.txt"
 REQUIRED_FILES = (MODEL_FILE, HANDLER_FILE, REQUIREMENTS_FILE)
 # handler -> the positional arguments the serving container passes
 HANDLER_ARITY = {"model_fn": 1, "input_fn": 2, "predict_fn": 2, "output_fn": 2}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from utils import output
+from utils.aws_errors import error_code
 from utils.errors import AwsError, ValidationError
 
 SSE_ALGORITHM = "AES256"
@@ -53,7 +54,7 @@ def check_bucket(s3: Any, bucket: str, region: str) -> None:
         bucket_region = response.get("BucketRegion") or _bucket_location(s3, bucket)
     except ClientError as exc:
         bucket_region = _region_header(exc)
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = error_code(exc)
         if code in _MISSING_CODES:
             raise _bucket_missing(bucket, region) from None
         if code in _FORBIDDEN_CODES:
@@ -65,7 +66,8 @@ def check_bucket(s3: Any, bucket: str, region: str) -> None:
         if not bucket_region:
             raise
     if bucket_region != region:
-        raise ValidationError(
+        # Exit 3 like a missing bucket: the name is well-formed, AWS's answer makes it unusable.
+        raise AwsError(
             f"S3 bucket '{bucket}' is in {bucket_region}, not in {region}",
             details=["SageMaker only reads model data from a bucket in the endpoint's region."],
             hint=[f"Set DATA_BUCKET to a bucket in {region}, or create one: "
@@ -96,7 +98,7 @@ def stored_sha256(s3: Any, bucket: str, key: str) -> str | None:
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_CODES | {"NoSuchKey"}:
+        if error_code(exc) in _MISSING_CODES | {"NoSuchKey"}:
             return None
         raise
     return head.get("Metadata", {}).get(SHA256_METADATA_KEY, "")

@@ -193,14 +193,19 @@ def _shared_session() -> Any:
 
 @pytest.fixture
 def aws_account():
-    """An emulated account (moto, in-process) with the data bucket and the serving image."""
+    """An emulated account (moto, in-process, plus the project's SageMaker double so that
+    rollbacks can really delete packages and groups) with the data bucket and the serving image.
+    Yields the tests' own clients by service name, and the double as "double"."""
     from moto import mock_aws
 
-    with mock_aws():
-        clients = {name: _shared_session().client(name) for name in ("sagemaker", "s3", "ecr")}
+    from tests.sagemaker_double import SageMakerDouble
+
+    with mock_aws(), SageMakerDouble() as double:
+        clients: dict[str, Any] = {name: _shared_session().client(name)
+                                   for name in ("sagemaker", "s3", "ecr")}
         create_bucket(clients["s3"])
         push_image(clients["ecr"])
-        yield clients
+        yield {**clients, "double": double}
 
 
 def bucket_keys(s3: Any, bucket: str = BUCKET) -> list[str]:

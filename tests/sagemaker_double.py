@@ -15,6 +15,10 @@ manager, so it works in-process under `mock_aws` and over HTTP with `ThreadedMot
 - CloudWatch log events (and the log group itself) appearing at the Nth describe, the way the
   container's output shows up during a real deploy.
 - The next sagemaker-runtime InvokeEndpoint answer.
+- DeleteModelPackage and DeleteModelPackageGroup (moto 5.2.5 lacks both), on moto's own registry
+  state, recorded in `package_deletions` in call order. A group that still holds packages is
+  refused with ConflictException (the error the API lists for this call), so a rollback must
+  delete the version it registered before the group it created.
 
 Progress is counted in DescribeEndpoint calls, not seconds, so tests with a fake clock are exact.
 """
@@ -39,6 +43,10 @@ REGION = "ca-central-1"
 class ThrottlingException(ServiceException):
     code = "ThrottlingException"
     message = "Rate exceeded"
+
+
+class ConflictException(ServiceException):
+    code = "ConflictException"
 
 
 @dataclass
@@ -73,6 +81,8 @@ class SageMakerDouble:
     fast_retries: bool = True
     calls: collections.Counter = field(default_factory=collections.Counter)
     update_requests: list[dict] = field(default_factory=list)
+    # ("package", name or ARN as sent) / ("group", name), in the order they were deleted
+    package_deletions: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._create_scripts: dict[str | None, _Script] = {}
@@ -141,7 +151,7 @@ class SageMakerDouble:
     def __enter__(self) -> SageMakerDouble:
         double = self
         names = ("create_endpoint", "describe_endpoint", "delete_endpoint", "update_endpoint",
-                 "call_action")
+                 "call_action", "delete_model_package", "delete_model_package_group")
         # What the class itself defines, to restore; and what it resolves to (maybe inherited).
         self._saved = {name: SageMakerResponse.__dict__.get(name) for name in names}
         originals = {name: getattr(SageMakerResponse, name, None) for name in names}
@@ -177,7 +187,15 @@ class SageMakerDouble:
         def update_endpoint(response: SageMakerResponse) -> Any:
             return double._on_update(response)
 
+        def delete_model_package(response: SageMakerResponse) -> Any:
+            return double._on_delete_package(response)
+
+        def delete_model_package_group(response: SageMakerResponse) -> Any:
+            return double._on_delete_package_group(response)
+
         SageMakerResponse.call_action = call_action
+        SageMakerResponse.delete_model_package = delete_model_package
+        SageMakerResponse.delete_model_package_group = delete_model_package_group
         SageMakerResponse.create_endpoint = create_endpoint
         SageMakerResponse.describe_endpoint = describe_endpoint
         SageMakerResponse.delete_endpoint = delete_endpoint
@@ -287,6 +305,32 @@ class SageMakerDouble:
                                      new_config=config_name)
         self._transitions[name] = transition
         return ActionResult({"EndpointArn": endpoint.arn})
+
+    def _on_delete_package(self, response: SageMakerResponse) -> Any:
+        backend = response.sagemaker_backend
+        name = response._get_param("ModelPackageName")
+        arn = backend.model_package_name_mapping.get(name, name)
+        if arn not in backend.model_packages:
+            raise ValidationError(message=f"Model package {name} not found")
+        del backend.model_packages[arn]
+        for key in [key for key, value in backend.model_package_name_mapping.items()
+                    if value == arn]:
+            del backend.model_package_name_mapping[key]
+        self.package_deletions.append(("package", name))
+        return ActionResult({})
+
+    def _on_delete_package_group(self, response: SageMakerResponse) -> Any:
+        backend = response.sagemaker_backend
+        name = response._get_param("ModelPackageGroupName").rsplit("/", 1)[-1]
+        if name not in backend.model_package_groups:
+            raise ValidationError(message=f"ModelPackageGroup {name} does not exist.")
+        if any(package.model_package_group_name == name
+               for package in backend.model_packages.values()):
+            raise ConflictException(f"Model package group {name} still contains model packages; "
+                                    "delete them first")
+        del backend.model_package_groups[name]
+        self.package_deletions.append(("group", name))
+        return ActionResult({})
 
     def _drop_logs(self, endpoint: str) -> None:
         count = self._describes[endpoint]

@@ -53,8 +53,8 @@ def build_parser() -> EnvArgumentParser:
         help="serving image (default: <account>.dkr.ecr.<region>.amazonaws.com/"
              "<stack>-inference:latest)")
     add("--sklearn-image-version", env="SKLEARN_IMAGE_VERSION", metavar="VERSION",
-        help="use AWS's prebuilt scikit-learn image of this framework version, e.g. 1.2-1 "
-             "(excludes --image-uri)")
+        help="use AWS's prebuilt scikit-learn image of this framework version, e.g. 1.9-0; "
+             "it must run the scikit-learn series the model was saved with (excludes --image-uri)")
     add("--sample-data", env="SAMPLE_DATA", metavar="FILE",
         help='JSON {"data": [[...]]} for the smoke run (default: generated rows)')
     add("--class-labels", env="CLASS_LABELS", metavar="LABELS",

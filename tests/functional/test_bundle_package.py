@@ -23,6 +23,7 @@ from modules.bundle_package import (
 )
 from tests.conftest import REGION
 from tests.packaging_support import DEFAULT_IMAGE, registry_state
+from tests.sagemaker_double import SageMakerDouble
 from utils.errors import ValidationError
 
 GROUP = "PLMSCWInferenceModelGroup"
@@ -43,9 +44,15 @@ def make_request(**overrides) -> PackageRequest:
 
 
 @pytest.fixture
-def sagemaker():
-    with mock_aws():
-        yield boto3.client("sagemaker", region_name=REGION)
+def double():
+    """moto, plus the project's one SageMaker double (DeleteModelPackage[Group] for rollbacks)."""
+    with mock_aws(), SageMakerDouble() as sagemaker_double:
+        yield sagemaker_double
+
+
+@pytest.fixture
+def sagemaker(double):
+    return boto3.client("sagemaker", region_name=REGION)
 
 
 def status_of(sagemaker, arn):
@@ -191,68 +198,49 @@ def test_package_matches_needs_one_container():
     ensure_not_rejected({"ModelApprovalStatus": APPROVED, "ModelPackageArn": "a"})
 
 
-class RecordingDeletes:
-    """moto 5.2.5 has no DeleteModelPackage/DeleteModelPackageGroup: record the rollback's
-    deletions instead (everything else goes to moto)."""
-
-    def __init__(self, client):
-        self._client, self.deleted = client, []
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
-
-    def delete_model_package(self, ModelPackageName):  # noqa: N803 - boto3's keyword
-        self.deleted.append(("package", ModelPackageName))
-
-    def delete_model_package_group(self, ModelPackageGroupName):  # noqa: N803
-        self.deleted.append(("group", ModelPackageGroupName))
-
-
-def test_failed_registration_removes_the_group_it_created(sagemaker, monkeypatch):
+def test_failed_registration_removes_the_group_it_created(sagemaker, double, monkeypatch):
     def refuse(*args, **kwargs):
         raise ClientError({"Error": {"Code": "ValidationException", "Message": "bad spec"}},
                           "CreateModelPackage")
 
     monkeypatch.setattr(bundle_package, "register_model_package", refuse)
-    recorder = RecordingDeletes(sagemaker)
     with pytest.raises(ClientError):
-        register_and_approve_model(recorder, make_request())
-    assert recorder.deleted == [("group", GROUP)]
+        register_and_approve_model(sagemaker, make_request())
+    assert double.package_deletions == [("group", GROUP)]
+    assert registry_state(sagemaker) == {"groups": [], "packages": []}
 
 
-def test_failed_registration_keeps_a_group_that_existed(sagemaker, monkeypatch):
+def test_failed_registration_keeps_a_group_that_existed(sagemaker, double, monkeypatch):
     create_model_package_group(sagemaker, GROUP, "d")
     monkeypatch.setattr(bundle_package, "register_model_package",
                         lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
-    recorder = RecordingDeletes(sagemaker)
     with pytest.raises(KeyboardInterrupt):
-        register_and_approve_model(recorder, make_request())
-    assert recorder.deleted == []
+        register_and_approve_model(sagemaker, make_request())
+    assert double.package_deletions == []
     assert registry_state(sagemaker) == {"groups": [GROUP], "packages": []}
 
 
-def test_failed_approval_removes_the_new_version_and_group(sagemaker, monkeypatch):
+def test_failed_approval_removes_the_new_version_then_the_group(sagemaker, double, monkeypatch):
     def refuse(*args, **kwargs):
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}},
                           "UpdateModelPackage")
 
     monkeypatch.setattr(bundle_package, "approve_model_package", refuse)
-    recorder = RecordingDeletes(sagemaker)
     with pytest.raises(ClientError):
-        register_and_approve_model(recorder, make_request())
-    [package] = registry_state(sagemaker)["packages"]  # registered, then rolled back:
-    assert recorder.deleted == [("package", package), ("group", GROUP)]
+        register_and_approve_model(sagemaker, make_request())
+    # The group can only go once its version is gone (the double refuses it otherwise).
+    assert [kind for kind, _ in double.package_deletions] == ["package", "group"]
+    assert registry_state(sagemaker) == {"groups": [], "packages": []}
 
 
-def test_failed_approval_of_a_reused_package_keeps_it(sagemaker, monkeypatch):
+def test_failed_approval_of_a_reused_package_keeps_it(sagemaker, double, monkeypatch):
     create_model_package_group(sagemaker, GROUP, "d")
     arn = register_model_package(sagemaker, make_request())
     monkeypatch.setattr(bundle_package, "approve_model_package",
                         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("throttled")))
-    recorder = RecordingDeletes(sagemaker)
     with pytest.raises(RuntimeError):
-        register_and_approve_model(recorder, make_request())
-    assert recorder.deleted == []
+        register_and_approve_model(sagemaker, make_request())
+    assert double.package_deletions == []
     assert registry_state(sagemaker)["packages"] == [arn]
 
 

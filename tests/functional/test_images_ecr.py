@@ -31,8 +31,9 @@ def test_pushed_image_passes_by_tag_and_by_digest(ecr):
 def test_missing_repository_says_to_run_the_setup_script(ecr):
     with pytest.raises(AwsError) as caught:
         check_ecr_image(ecr, parse_ecr_image(DEFAULT_IMAGE))
-    assert caught.value.message == ("ECR repository 'plmscw-inference' does not exist in account "
-                                    "123456789012 (ca-central-1)")
+    assert caught.value.message == f"Could not find image: {DEFAULT_IMAGE}"
+    assert caught.value.details == ["ECR repository 'plmscw-inference' does not exist in account "
+                                    "123456789012 (ca-central-1)"]
     assert ("artifacts/ecr-image-setup.sh --repository plmscw-inference --tag latest"
             in caught.value.hints[0])
     assert caught.value.exit_code == 3
@@ -42,7 +43,8 @@ def test_missing_tag_says_to_run_the_setup_script(ecr):
     push_image(ecr, tag="v1")
     with pytest.raises(AwsError) as caught:
         check_ecr_image(ecr, parse_ecr_image(DEFAULT_IMAGE))
-    assert caught.value.message == "ECR repository 'plmscw-inference' has no image 'latest'"
+    assert caught.value.message == f"Could not find image: {DEFAULT_IMAGE}"
+    assert caught.value.details == ["ECR repository 'plmscw-inference' has no image 'latest'"]
     assert "artifacts/ecr-image-setup.sh" in caught.value.hints[0]
 
 

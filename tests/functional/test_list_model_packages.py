@@ -133,3 +133,20 @@ def test_help_as_a_subprocess():
                              "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "MODEL_PACKAGE_FILTER" in result.stdout and "exit codes:" in result.stdout
+
+
+def test_secrets_never_appear_in_any_output(sagemaker, capsys, monkeypatch):
+    from tests.packaging_support import SECRET_VALUES
+
+    for name, value in SECRET_VALUES.items():
+        monkeypatch.setenv(name, value)  # where boto3 reads them
+    add(sagemaker, "PLMSCWInferenceModelGroup")
+    env = {**ACCOUNT_ENV, **SECRET_VALUES}
+    runs = [run([], capsys, env), run(["--json", "--all-statuses"], capsys, env),
+            run(["--json"], capsys, {k: v for k, v in env.items() if k != "AWS_REGION"}),
+            run(["--debug"], capsys, {**env, "AWS_REGION": "mars-north-1"})]
+    assert [code for code, _, _ in runs] == [0, 0, 2, 2]
+    everything = "".join(out + err for _, out, err in runs)
+    for value in SECRET_VALUES.values():
+        assert value not in everything
+    assert "session token" in everything  # the credential source is named, never its value

@@ -214,7 +214,7 @@ def test_bucket_in_another_region(package, env, aws_account):
 
     create_bucket(boto3.client("s3", region_name="us-west-2"), "bucket-in-oregon", "us-west-2")
     code, out, err = package([], {**env, "DATA_BUCKET": "bucket-in-oregon"})
-    assert code == 2
+    assert code == 3
     assert "S3 bucket 'bucket-in-oregon' is in us-west-2, not in ca-central-1" in err
     assert registry_state(aws_account["sagemaker"]) == EMPTY
 
@@ -222,6 +222,8 @@ def test_bucket_in_another_region(package, env, aws_account):
 def test_missing_image_says_to_build_it(package, env, aws_account):
     code, out, err = package(["--stack", "otherstack"], env)
     assert code == 3
+    assert ("Could not find image: 123456789012.dkr.ecr.ca-central-1.amazonaws.com/"
+            "otherstack-inference:latest") in err
     assert "ECR repository 'otherstack-inference' does not exist" in err
     assert "artifacts/ecr-image-setup.sh" in err
     assert registry_state(aws_account["sagemaker"]) == EMPTY and bucket_keys(aws_account["s3"]) == []
@@ -238,10 +240,19 @@ def test_image_outside_the_account_is_not_checked(package, env, aws_account):
 
 
 def test_prebuilt_sklearn_image(package, env, aws_account):
-    code, out, err = package(["--json", "--sklearn-image-version", "1.2-1"], env)
+    code, out, err = package(["--json", "--sklearn-image-version", "1.9-0"], env)
     assert code == 0, err
     assert json.loads(out)["image_uri"] == \
-        "341280168497.dkr.ecr.ca-central-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+        "341280168497.dkr.ecr.ca-central-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+
+
+def test_prebuilt_image_older_than_the_models_sklearn_is_refused(package, env, aws_account):
+    # The test model is saved with this venv's scikit-learn (1.9.x); image 1.2-1 runs 1.2.
+    code, out, err = package(["--sklearn-image-version", "1.2-1"], env)
+    assert code == 2
+    assert "newer than AWS's prebuilt scikit-learn image 1.2-1 (scikit-learn 1.2)" in err
+    assert "--sklearn-image-version 1.9-0" in err and "Traceback" not in err
+    assert registry_state(aws_account["sagemaker"]) == EMPTY and bucket_keys(aws_account["s3"]) == []
 
 
 def test_flags_beat_env_vars_beat_defaults(package, env, aws_account, tmp_path):
@@ -269,10 +280,8 @@ def test_local_instance_type_registers_the_default(package, env, aws_account):
     assert "'local' is for serving on this machine" in err
 
 
-def test_failed_registration_removes_the_uploaded_bundle(package, env, aws_account, monkeypatch):
-    aws_account["sagemaker"].create_model_package_group(
-        ModelPackageGroupName="PLMSCWInferenceModelGroup")
-
+def test_failed_registration_removes_the_bundle_and_the_group(package, env, aws_account,
+                                                              monkeypatch):
     def refuse(*args, **kwargs):
         raise ClientError({"Error": {"Code": "ValidationException", "Message": "bad"}},
                           "CreateModelPackage")
@@ -281,7 +290,32 @@ def test_failed_registration_removes_the_uploaded_bundle(package, env, aws_accou
     code, out, err = package([], env)
     assert code == 3 and "CreateModelPackage failed: ValidationException: bad" in err
     assert bucket_keys(aws_account["s3"]) == []
-    assert registry_state(aws_account["sagemaker"])["packages"] == []
+    assert registry_state(aws_account["sagemaker"]) == EMPTY
+
+
+def test_failed_approval_leaves_nothing(package, env, aws_account, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "denied"}},
+                          "UpdateModelPackage")
+
+    monkeypatch.setattr(bundle_package, "approve_model_package", refuse)
+    code, out, err = package(["--json"], env)
+    assert code == 3 and json.loads(out)["exit_code"] == 3
+    assert aws_account["double"].calls["CreateModelPackage"] == 1  # registered, then removed
+    assert bucket_keys(aws_account["s3"]) == []
+    assert registry_state(aws_account["sagemaker"]) == EMPTY
+
+
+def test_failed_registration_keeps_an_existing_group(package, env, aws_account, monkeypatch):
+    aws_account["sagemaker"].create_model_package_group(
+        ModelPackageGroupName="PLMSCWInferenceModelGroup")
+    monkeypatch.setattr(bundle_package, "register_model_package",
+                        lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    code, out, err = package([], env)
+    assert code == 130
+    assert registry_state(aws_account["sagemaker"]) == {
+        "groups": ["PLMSCWInferenceModelGroup"], "packages": []}
+    assert bucket_keys(aws_account["s3"]) == []
 
 
 def test_ctrl_c_during_upload_leaves_nothing(package, env, aws_account, monkeypatch):
@@ -324,26 +358,16 @@ def test_secrets_never_appear_in_any_output(package, env, aws_account, monkeypat
     outputs = [package([], secret_env), package(["--json"], secret_env),
                package([], {**secret_env, "DATA_BUCKET": "no-such-bucket"}),
                package(["--json"], {k: v for k, v in secret_env.items() if k != "AWS_REGION"})]
-    assert [code for code, _, _ in outputs] == [0, 0, 3, 2]
+    monkeypatch.setattr(bundle_package, "register_model_package",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    outputs.append(package(["--debug", "-g", "OtherGroup"], secret_env))  # with a traceback
+    assert [code for code, _, _ in outputs] == [0, 0, 3, 2, 1]
+    assert "Traceback" in outputs[-1][2]
     everything = "".join(out + err for _, out, err in outputs)
     for value in SECRET_VALUES.values():
         assert value not in everything
     assert "AWS_SECRET_ACCESS_KEY" in everything  # shown as set, masked
     assert "session token" in everything  # the credential source, not the token
-
-
-def test_argument_errors_need_no_aws_libraries():
-    code = ("import sys, runpy\n"
-            "sys.argv = ['package-model.py', '--instance-type']\n"
-            "try:\n"
-            "    runpy.run_path('utils/package-model.py', run_name='__main__')\n"
-            "except SystemExit as exit:\n"
-            "    heavy = sorted(m for m in ('boto3', 'botocore', 'sagemaker') if m in sys.modules)\n"
-            "    print(exit.code, heavy)\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=60)
-    assert result.stdout.strip() == "2 []", result.stderr
-    assert "expected one argument" in result.stderr
 
 
 def test_as_a_subprocess_missing_env_and_help():
@@ -360,6 +384,27 @@ def test_as_a_subprocess_missing_env_and_help():
     for text in ("MODEL_ARN_FILE", "SKLEARN_IMAGE_VERSION", "default: plmscw", "exit codes:",
                  "AI_INPUT_QUEUE_URL"):
         assert text in helped.stdout
+
+
+def test_no_temporary_files_are_left_behind(env, aws_account, artifacts_copy, tmp_path,
+                                            monkeypatch, capsys):
+    """The bundle's work directory, the pre-flight's scratch directory and the ARN file's temporary
+    twin are gone after a success and after failures at each stage (real pre-flight, no cache)."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    arn_dir = tmp_path / "out"
+    arn_dir.mkdir()
+    broken = artifacts_copy(model=random_forest())
+    runs = [([], {**env, "DATA_BUCKET": "no-such-bucket"}, 3),  # fails after bundling
+            (["--artifacts-dir", str(broken)], env, 2),  # fails in the pre-flight
+            (["-o", str(arn_dir / "arn.txt")], env, 0)]
+    for argv, run_env, expected in runs:
+        assert SCRIPT.main(argv, run_env) == expected, capsys.readouterr().err
+        assert list(scratch.iterdir()) == [], argv
+    assert [p.name for p in arn_dir.iterdir()] == ["arn.txt"]
 
 
 def test_region_of_the_package_arn_and_account(package, env):

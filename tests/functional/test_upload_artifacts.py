@@ -69,8 +69,9 @@ def test_bucket_in_another_region_is_refused(s3, bucket_region):
         other.create_bucket(Bucket="bucket-elsewhere")
     else:
         create_bucket(other, "bucket-elsewhere", bucket_region)
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(AwsError) as caught:
         check_bucket(s3, "bucket-elsewhere", REGION)
+    assert caught.value.exit_code == 3  # as the README's troubleshooting section says
     assert caught.value.message == f"S3 bucket 'bucket-elsewhere' is in {bucket_region}, not in {REGION}"
     assert any("DATA_BUCKET" in hint for hint in caught.value.hints)
 
@@ -83,7 +84,7 @@ def test_region_falls_back_to_get_bucket_location(s3):
         def get_bucket_location(self, **kwargs):
             return {"LocationConstraint": None}
 
-    with pytest.raises(ValidationError, match="is in us-east-1"):
+    with pytest.raises(AwsError, match="is in us-east-1"):
         check_bucket(NoRegionHeader(), BUCKET, REGION)
 
 

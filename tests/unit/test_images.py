@@ -101,3 +101,45 @@ def test_prebuilt_image_resolution_and_unsupported_version():
         images.resolve_sklearn_image("0.9", "ca-central-1", "ml.c5.2xlarge")
     assert "No AWS scikit-learn image for version 0.9" in caught.value.message
     assert any("Supported sklearn version" in line for line in caught.value.details)
+
+
+@pytest.mark.parametrize("framework_version, series", [
+    ("1.2-1", (1, 2)), ("0.23-1", (0, 23)), ("1.4-2-py312", (1, 4)), ("0.20.0", (0, 20)),
+])
+def test_image_sklearn_series(framework_version, series):
+    assert images.image_sklearn_series(framework_version) == series
+
+
+@pytest.mark.parametrize("framework_version, saved", [
+    ("1.2-1", ["1.2.2"]), ("1.4-2-py312", ["1.4.1.post1"]), ("1.9-0", ["1.9.1"]),
+])
+def test_a_model_of_the_images_series_fits_silently(framework_version, saved):
+    assert images.check_model_fits_sklearn_image(framework_version, saved) == []
+
+
+def test_a_model_older_than_the_image_gets_a_warning():
+    [warning] = images.check_model_fits_sklearn_image("1.2-1", ["1.0.2"])
+    assert "saved with scikit-learn 1.0.2, older than AWS's prebuilt scikit-learn image 1.2-1" \
+        in warning
+    assert "scikit-learn==1.0.2" in warning
+
+
+@pytest.mark.parametrize("known, first_hint", [
+    (["1.0-1", "1.2-1", "1.9-0"], "Use the prebuilt image for scikit-learn 1.9: "
+                                  "--sklearn-image-version 1.9-0"),
+    (["1.0-1", "1.2-1"], "No prebuilt image runs scikit-learn 1.9: use the project's own serving "
+                         "image"),
+])
+def test_a_model_newer_than_the_image_is_refused(known, first_hint, monkeypatch):
+    monkeypatch.setattr(images, "prebuilt_sklearn_versions", lambda: known)
+    with pytest.raises(ValidationError) as caught:
+        images.check_model_fits_sklearn_image("1.2-1", ["1.9.1"])
+    assert caught.value.message == ("model.joblib was saved with scikit-learn 1.9.1, newer than "
+                                    "AWS's prebuilt scikit-learn image 1.2-1 (scikit-learn 1.2)")
+    assert caught.value.exit_code == 2
+    assert caught.value.hints[0].startswith(first_hint)
+    assert any("--image-uri" in hint for hint in caught.value.hints)  # the deliberate way round
+
+
+def test_prebuilt_versions_come_from_the_sdk():
+    assert {"1.2-1", "1.9-0"} <= set(images.prebuilt_sklearn_versions())

@@ -33,39 +33,48 @@ def test_defaults_are_the_originals():
     assert s.region == "ca-central-1" and s.account == "123456789012"
 
 
+# parser dest -> (flag, env var, flag value, env value, settings field, default as settings holds it)
 FLAGS = {
-    "stack": ("-s", "STACK", "teststack", "envstack"),
-    "instance_type": ("-t", "INSTANCE_TYPE", "ml.m5.large", "ml.c5.xlarge"),
-    "group_name": ("-g", "MODEL_PACKAGE_GROUP_NAME", "FlagGroup", "EnvGroup"),
-    "repo_name": ("--repo-name", "REPO_NAME", "prod", "staging"),
-    "branch": ("--import-branch-name", "IMPORT_BRANCH_NAME", "feature/x", "inference-v2"),
-    "image_uri": ("--image-uri", "IMAGE_URI", "docker.io/a/b:1", "docker.io/a/b:2"),
-    "preflight_timeout": ("--preflight-timeout", "PREFLIGHT_TIMEOUT", "5", "7"),
+    "stack": ("-s", "STACK", "teststack", "envstack", "stack", "plmscw"),
+    "instance_type": ("-t", "INSTANCE_TYPE", "ml.m5.large", "ml.c5.xlarge", "instance_type",
+                      "ml.c5.2xlarge"),
+    "model_package_group_name": ("-g", "MODEL_PACKAGE_GROUP_NAME", "FlagGroup", "EnvGroup",
+                                 "group_name", "PLMSCWInferenceModelGroup"),
+    "repo_name": ("--repo-name", "REPO_NAME", "prod", "staging", "repo_name", "dev"),
+    "import_branch_name": ("--import-branch-name", "IMPORT_BRANCH_NAME", "feature/x",
+                           "inference-v2", "branch", "inference-data"),
+    "output_file": ("-o", "MODEL_ARN_FILE", "/tmp/flag-arn.txt", "/tmp/env-arn.txt",
+                    "output_file", None),
+    "artifacts_dir": ("--artifacts-dir", "ARTIFACTS_DIR", "/flag/artifacts", "/env/artifacts",
+                      "artifacts_dir", REPO_ROOT / "artifacts"),
+    "image_uri": ("--image-uri", "IMAGE_URI", "docker.io/a/b:1", "docker.io/a/b:2", "image_uri",
+                  None),
+    "sklearn_image_version": ("--sklearn-image-version", "SKLEARN_IMAGE_VERSION", "1.2-1",
+                              "1.0-1", "sklearn_image_version", None),
+    "sample_data": ("--sample-data", "SAMPLE_DATA", "/flag.json", "/env.json", "sample_data",
+                    None),
+    "class_labels": ("--class-labels", "CLASS_LABELS", "ok,bad", "good,poor", "class_labels",
+                     None),
+    "preflight_timeout": ("--preflight-timeout", "PREFLIGHT_TIMEOUT", "5", "7",
+                          "preflight_timeout", 60.0),
 }
+_AS_SETTINGS = {"output_file": Path, "artifacts_dir": Path, "sample_data": Path,
+                "class_labels": lambda raw: raw.split(","), "preflight_timeout": float}
 
 
-@pytest.mark.parametrize("field", sorted(FLAGS))
-def test_flag_beats_env_var_beats_default(field):
-    flag, env_name, flag_value, env_value = FLAGS[field]
+def test_every_option_has_a_flag_an_env_var_and_a_precedence_test():
+    options = {option.dest: option.env for option in SCRIPT.build_parser()._env_options}
+    assert options == {dest: spec[1] for dest, spec in FLAGS.items()}
+
+
+@pytest.mark.parametrize("dest", sorted(FLAGS))
+def test_flag_beats_env_var_beats_default(dest):
+    flag, env_name, flag_value, env_value, field, default = FLAGS[dest]
+    convert = _AS_SETTINGS.get(dest, str)
     env = {**ACCOUNT_ENV, env_name: env_value}
-    by_flag = getattr(settings([flag, flag_value], env), field)
-    by_env = getattr(settings([], env), field)
-    assert str(by_flag) in (flag_value, f"{float(flag_value)}" if field == "preflight_timeout"
-                            else flag_value)
-    assert str(by_env) in (env_value, f"{float(env_value)}" if field == "preflight_timeout"
-                           else env_value)
-
-
-def test_paths_from_flags_and_env(tmp_path):
-    env = {**ACCOUNT_ENV, "MODEL_ARN_FILE": str(tmp_path / "env.txt"),
-           "ARTIFACTS_DIR": "/env/artifacts", "SAMPLE_DATA": "/env/sample.json"}
-    s = settings([], env)
-    assert (s.output_file, s.artifacts_dir, s.sample_data) == \
-        (tmp_path / "env.txt", Path("/env/artifacts"), Path("/env/sample.json"))
-    s = settings(["-o", str(tmp_path / "flag.txt"), "--artifacts-dir", "/flag",
-                  "--sample-data", "/flag.json"], env)
-    assert (s.output_file, s.artifacts_dir, s.sample_data) == \
-        (tmp_path / "flag.txt", Path("/flag"), Path("/flag.json"))
+    assert getattr(settings([]), field) == default
+    assert getattr(settings([], env), field) == convert(env_value)
+    assert getattr(settings([flag, flag_value], env), field) == convert(flag_value)
 
 
 def test_all_missing_env_vars_are_reported_at_once():
