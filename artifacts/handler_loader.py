@@ -14,9 +14,17 @@ neighbours. Like AWS's container (sagemaker_sklearn_container.serving):
 sent as the Accept type), or a response object with `get_data()` (Flask/werkzeug, as AWS's
 `worker.Response`).
 
+The body reaches `input_fn` (or `transform_fn`) as AWS's container hands it over
+(`request_content`): a str, decoded as UTF-8, when the Content-Type is exactly `application/json`
+or `text/csv`, bytes for anything else; so a handler written for AWS's container (one that calls
+`body.split("\n")`, say) behaves the same here.
+
 HTTP status of a handler's exception (`status_for`): its `status_code` attribute when that is an
 int from 400 to 599 (the convention of AWS's sagemaker-inference toolkit and of our
-inference.py); otherwise 400 for ValueError/TypeError (bad input); otherwise 500.
+inference.py); otherwise 400 for ValueError/TypeError (bad input: a user's input_fn or the
+model refusing the rows); otherwise 500. A failure of output_fn, or an output the server cannot
+send, is the server's fault whatever its type (`HandlerFault`, 500): the request was already
+accepted by then.
 """
 
 from __future__ import annotations
@@ -38,11 +46,18 @@ import numpy as np
 JSON_TYPE = "application/json"
 CSV_TYPE = "text/csv"
 NPY_TYPE = "application/x-npy"
+TEXT_TYPES = (JSON_TYPE, CSV_TYPE)  # AWS's UTF8_TYPES: compared with the whole header, as AWS does
 _HANDLER_NAMES = ("input_fn", "predict_fn", "output_fn")
 
 
 class HandlerError(Exception):
     """The handler module cannot be used: the server refuses to start."""
+
+
+class HandlerFault(Exception):
+    """A handler failed after the input was accepted: a server fault (500), whatever its cause."""
+
+    status_code = 500
 
 
 class UnsupportedFormatError(ValueError):
@@ -107,10 +122,25 @@ def handlers_from_module(module: ModuleType, source: Path) -> Handlers:
 
 
 def _compose(input_fn: Callable, predict_fn: Callable, output_fn: Callable) -> Callable:
-    def transform(model: Any, body: bytes, content_type: str, accept: str) -> Any:
-        return output_fn(predict_fn(input_fn(body, content_type), model), accept)
+    def transform(model: Any, body: bytes | str, content_type: str, accept: str) -> Any:
+        prediction = predict_fn(input_fn(body, content_type), model)
+        try:
+            return output_fn(prediction, accept)
+        except Exception as exc:
+            if declared_status(exc) is not None:  # e.g. 406 for an Accept it cannot serve
+                raise
+            raise HandlerFault(f"output_fn failed: {type(exc).__name__}: {exc}") from exc
 
     return transform
+
+
+def request_content(body: bytes, content_type: str) -> bytes | str:
+    """The body as AWS's container passes it to the handlers (werkzeug's get_data(as_text=...)).
+
+    Text only for a Content-Type that is exactly application/json or text/csv; bytes that are not
+    UTF-8 are replaced, as werkzeug does, so that the handler (not the server) judges the body.
+    """
+    return body.decode("utf-8", "replace") if content_type in TEXT_TYPES else body
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -122,10 +152,18 @@ def describe_exception(exc: BaseException) -> str:
 
 # --- answers ----------------------------------------------------------------------------------
 
-def status_for(exc: BaseException) -> int:
+def declared_status(exc: BaseException) -> int | None:
+    """The HTTP status an exception asks for through `status_code`, if it is an error status."""
     code = getattr(exc, "status_code", None)
     if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
         return code
+    return None
+
+
+def status_for(exc: BaseException) -> int:
+    declared = declared_status(exc)
+    if declared is not None:
+        return declared
     return 400 if isinstance(exc, (ValueError, TypeError)) else 500
 
 
@@ -143,9 +181,13 @@ def normalize_output(result: Any, accept: str) -> tuple[int, bytes, str]:
     if isinstance(result, (bytes, bytearray, memoryview)):
         return status, bytes(result), content_type
     if isinstance(result, (dict, list)):  # what Flask would turn into JSON
-        return status, json.dumps(result).encode("utf-8"), JSON_TYPE
-    raise TypeError(f"output_fn returned a {type(result).__name__}; expected bytes, str, or a "
-                    "(body, content_type) tuple")
+        try:
+            return status, json.dumps(result).encode("utf-8"), JSON_TYPE
+        except (TypeError, ValueError) as exc:  # e.g. numpy values: a handler bug, not bad input
+            raise HandlerFault(f"output_fn returned a {type(result).__name__} that is not JSON "
+                               f"serialisable: {exc}") from exc
+    raise HandlerFault(f"output_fn returned a {type(result).__name__}; expected bytes, str, or a "
+                       "(body, content_type) tuple")
 
 
 # --- defaults, as in AWS's scikit-learn container ---------------------------------------------

@@ -22,13 +22,19 @@ SAGEMAKER_MODEL_SERVER_WORKERS (default: the CPUs this process may use), SAGEMAK
 (60 s per request), SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT (application/json). SIGTERM: gunicorn
 stops accepting, lets running requests finish (at most GRACEFUL_TIMEOUT s, well inside the 30 s
 SageMaker waits before SIGKILL) and exits 0.
+
+MODEL_SERVER_LOG_MAX_BYTES (not a SageMaker variable; local mode sets it) caps a log FILE that
+stdout appends to: past that size the file is emptied and starts again with a note and the
+start-up line (`LogCap`). In the container stdout is a pipe to CloudWatch and the cap does nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import socket
+import stat
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -38,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import handler_loader
-from handler_loader import HandlerError, Handlers
+from handler_loader import HandlerError, HandlerFault, Handlers
 
 try:  # orjson for the server's own small JSON answers too; the stdlib is the fallback
     import orjson
@@ -58,6 +64,8 @@ DEFAULT_MODEL_DIR = "/opt/ml/model"
 DEFAULT_PROGRAM = "inference.py"
 DEFAULT_TIMEOUT = 60
 GRACEFUL_TIMEOUT = 20  # SageMaker sends SIGKILL 30 s after SIGTERM
+LOG_MAX_BYTES_VAR = "MODEL_SERVER_LOG_MAX_BYTES"
+MIN_LOG_MAX_BYTES = 4096  # room for the start-up line and a traceback
 JSON_TYPE = "application/json"
 BUILTIN_HANDLERS_DIR = Path(__file__).resolve().parent  # the image's own inference.py
 
@@ -76,6 +84,7 @@ class Settings:
     workers: int
     timeout: int
     default_accept: str
+    log_max_bytes: int = 0  # 0: no cap
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -87,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Environment: SAGEMAKER_SUBMIT_DIRECTORY and SAGEMAKER_PROGRAM locate the handler "
                "module (default: <model-dir>/code/inference.py if present, else the image's own "
                "inference.py); SAGEMAKER_MODEL_SERVER_WORKERS (default: CPU count); "
-               "SAGEMAKER_MODEL_SERVER_TIMEOUT (default: 60 s); CLASS_LABELS for inference.py.")
+               "SAGEMAKER_MODEL_SERVER_TIMEOUT (default: 60 s); CLASS_LABELS for inference.py; "
+               f"{LOG_MAX_BYTES_VAR} (empty a log file stdout appends to past this size; "
+               "default: no cap).")
     parser.add_argument("--host", help=f"address to listen on (default: {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, help="TCP port (env SAGEMAKER_BIND_TO_PORT; "
                                                  f"default: {DEFAULT_PORT})")
@@ -112,19 +123,22 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
                              _cpu_count(), 1, 256),
         timeout=_int_setting("SAGEMAKER_MODEL_SERVER_TIMEOUT",
                              env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT"), DEFAULT_TIMEOUT, 1, 3600),
-        default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or JSON_TYPE)
+        default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or JSON_TYPE,
+        log_max_bytes=_int_setting(LOG_MAX_BYTES_VAR, env.get(LOG_MAX_BYTES_VAR), 0,
+                                   MIN_LOG_MAX_BYTES, 2**50, allow_zero=True))
 
 
-def _int_setting(name: str, raw: Any, default: int, low: int, high: int) -> int:
+def _int_setting(name: str, raw: Any, default: int, low: int, high: int,
+                 allow_zero: bool = False) -> int:
     if raw is None or raw == "":
         return default
+    allowed = f"{'0 (off) or ' if allow_zero else ''}from {low} to {high}"
     try:
         value = int(raw)
     except (TypeError, ValueError):
-        raise StartupError(f"{name} must be a whole number from {low} to {high}, got {raw!r}") \
-            from None
-    if not low <= value <= high:
-        raise StartupError(f"{name} must be from {low} to {high}, got {value}")
+        raise StartupError(f"{name} must be a whole number {allowed}, got {raw!r}") from None
+    if not (low <= value <= high or (allow_zero and value == 0)):
+        raise StartupError(f"{name} must be {allowed}, got {value}")
     return value
 
 
@@ -204,8 +218,57 @@ def describe_model(model: Any) -> str:
 
 def log_line(text: str, stream: int = 1) -> None:
     """One unbuffered write per line: lines from several workers never interleave."""
+    if _log_cap is not None:  # before the write, so the newest line (a traceback?) always stays
+        _log_cap.enforce()
+    _write_line(stream, text)
+
+
+def _write_line(fd: int, text: str) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    os.write(stream, f"[{stamp}] [{os.getpid()}] {text}\n".encode("utf-8", "replace"))
+    os.write(fd, f"[{stamp}] [{os.getpid()}] {text}\n".encode("utf-8", "replace"))
+
+
+class LogCap:
+    """Keeps the log file that `fd` appends to under `max_bytes` (a local server runs for days).
+
+    Past the limit the file is emptied, then gets a note and the start-up line again. Emptying is
+    safe only because every process writes with O_APPEND (each write lands at the current end, so
+    nobody leaves a hole), and `lockf` (a per-process lock, unlike flock, which the forked workers
+    would share) stops two workers from emptying it twice. Keeping the tail instead would need
+    the file's path and a copy; emptying keeps the cost at one fstat per line.
+    """
+
+    def __init__(self, fd: int, max_bytes: int, first_line: str = "") -> None:
+        self.fd = fd
+        self.max_bytes = max_bytes
+        self.first_line = first_line
+
+    @classmethod
+    def for_fd(cls, fd: int, max_bytes: int) -> LogCap | None:
+        """A cap when `fd` is a regular file opened for appending; None for pipes and the like."""
+        if max_bytes <= 0 or not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        if not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
+            return None  # truncating under a writer's own offset would leave a hole of zeros
+        return cls(fd, max_bytes)
+
+    def enforce(self) -> None:
+        if os.fstat(self.fd).st_size <= self.max_bytes:
+            return
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        try:
+            size = os.fstat(self.fd).st_size
+            if size > self.max_bytes:  # not already emptied by another worker
+                os.ftruncate(self.fd, 0)
+                _write_line(self.fd, f"log emptied at {size:,} bytes ({LOG_MAX_BYTES_VAR}="
+                                     f"{self.max_bytes}); earlier lines were dropped")
+                if self.first_line:
+                    _write_line(self.fd, self.first_line)
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+
+_log_cap: LogCap | None = None  # set in the master before fork: every worker inherits it
 
 
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -225,8 +288,18 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
              f"{handlers.source} ({', '.join(handlers.provided)}), {settings.workers} sync "
              f"worker(s) on http://{settings.host}:{settings.port}, timeout {settings.timeout} s, "
              f"{blas_threads} native thread(s) per worker")
+    _cap_stdout(settings.log_max_bytes, ready)
     GunicornServer(app, settings, listener, ready).run()  # exits the process when stopped
     return 0
+
+
+def _cap_stdout(max_bytes: int, first_line: str) -> None:
+    global _log_cap
+    _log_cap = LogCap.for_fd(1, max_bytes)
+    if _log_cap is not None:
+        _log_cap.first_line = first_line
+    elif max_bytes:
+        log_line(f"{LOG_MAX_BYTES_VAR} ignored: stdout is not a file opened for appending")
 
 
 # --- the WSGI app -----------------------------------------------------------------------------
@@ -291,12 +364,15 @@ class InferenceApp:
         body = self.read_body(environ)
         if isinstance(body, Answer):
             return body
-        content_type = environ.get("CONTENT_TYPE") or JSON_TYPE  # AWS's default too
+        # As AWS's container: the `ContentType` header (sent by some AWS services) wins over
+        # `Content-Type`; JSON when neither is set.
+        content_type = environ.get("HTTP_CONTENTTYPE") or environ.get("CONTENT_TYPE") or JSON_TYPE
         accept = environ.get("HTTP_ACCEPT", "").strip()
         if not accept or accept == "*/*":
             accept = self.default_accept
+        content = handler_loader.request_content(body, content_type)
         try:
-            result = self.handlers.transform(self.model, body, content_type, accept)
+            result = self.handlers.transform(self.model, content, content_type, accept)
             status, payload, payload_type = handler_loader.normalize_output(result, accept)
         except Exception as exc:  # every handler error becomes an answer; the worker lives on
             return self.handler_error(exc)
@@ -326,8 +402,8 @@ class InferenceApp:
         if status < 500:
             return error_answer(status, str(exc) or type(exc).__name__)
         log_line("handler fault:\n" + "".join(traceback.format_exception(exc)).rstrip(), stream=2)
-        return error_answer(status, f"Internal error while handling the request: "
-                                    f"{type(exc).__name__}: {exc}")
+        cause = str(exc) if isinstance(exc, HandlerFault) else f"{type(exc).__name__}: {exc}"
+        return error_answer(status, f"Internal error while handling the request: {cause}")
 
 
 # --- gunicorn ---------------------------------------------------------------------------------

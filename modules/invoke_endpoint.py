@@ -30,6 +30,7 @@ ACCEPT = "application/json"
 INVOKE_TIMEOUT_SECONDS = 60  # SageMaker gives a container 60 s to answer
 MAX_TABLE_ROWS = 50
 _RAW_PREVIEW_CHARS = 500
+_CHECK_INPUT = "check the input against the model (number of features, numbers only, content type)."
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ def invoke_local(endpoint: local_endpoints.LocalEndpoint, request: TestRequest) 
 
 
 def _dead_local_endpoint(endpoint: local_endpoints.LocalEndpoint) -> AwsError:
-    tail = _log_tail(endpoint.log_path, 10)
+    tail = local_endpoints.read_log_tail(endpoint.log_path, 10)
     details = [f"Recorded in {endpoint.directory}"]
     if tail:
         details += ["Last lines of its server.log:"] + [f"  | {line}" for line in tail]
@@ -184,18 +185,10 @@ def _dead_local_endpoint(endpoint: local_endpoints.LocalEndpoint) -> AwsError:
               f"Or remove the record: python utils/delete_endpoint.py -e {endpoint.name}"])
 
 
-def _log_tail(path: Path, lines: int) -> list[str]:
-    try:
-        return path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return []
-
-
 def _local_http_error(endpoint: local_endpoints.LocalEndpoint,
                       exc: urllib.error.HTTPError) -> AwsError:
     message = _container_message(exc.read())
-    hint = ("The server refused the request: check the input against the model "
-            "(number of features, numbers only, content type)." if exc.code < 500
+    hint = (f"The server refused the request: {_CHECK_INPUT}" if exc.code < 500
             else f"The server failed: see its log {endpoint.log_path}")
     return AwsError(f"Local endpoint {endpoint.name} answered HTTP {exc.code} {exc.reason}",
                     details=[f"container message: {message}"], hint=hint)
@@ -252,8 +245,7 @@ def _model_error(response: dict, endpoint_name: str, message: str) -> AwsError:
                f"container message: {_container_message(str(original).encode())}"]
     if response.get("LogStreamArn"):
         details.append(f"log stream: {response['LogStreamArn']}")
-    hint = ("The container refused the request: check the input against the model "
-            "(number of features, numbers only, content type)."
+    hint = (f"The container refused the request: {_CHECK_INPUT}"
             if isinstance(status, int) and status < 500 else
             f"See the container's logs: aws logs tail /aws/sagemaker/Endpoints/{endpoint_name}")
     return AwsError(f"Endpoint {endpoint_name} returned an error from its container",

@@ -6,7 +6,8 @@ in the container (`artifacts/serve`, started as a plain process):
 1. describe the package and take its container's `ModelDataUrl` and `Environment`;
 2. download the tarball from S3 and check it against the registered `MODEL_SHA256` before anything
    in it is extracted or unpickled;
-3. extract it safely (no absolute paths, no `..`, no links out, no device files);
+3. extract it safely (no absolute paths, no `..`, no links out, no device files, and at most
+   MAX_ARCHIVE_MEMBERS entries and MAX_EXTRACTED_BYTES in all: no tar bomb);
 4. start the server on a free 127.0.0.1 port in its own session (it outlives this CLI) and wait
    for `GET /ping` to answer 200 within the deadline;
 5. record the endpoint atomically (`utils/local_endpoints.py`).
@@ -49,6 +50,13 @@ LOG_TAIL_LINES = 30
 PING_INTERVAL_SECONDS = 0.1
 PORT_ATTEMPTS = 3
 DEFAULT_PROGRAM = "inference.py"
+# A tar bomb (a small archive of huge or countless files) must not fill the disk: far above any
+# model this tool bundles (a linear model is kilobytes), far below a typical free disk.
+MAX_EXTRACTED_BYTES = 4 * 1024**3
+MAX_ARCHIVE_MEMBERS = 10_000
+# server.log is appended to for as long as the server runs (one line per request): the server
+# empties it past this size (artifacts/model_server.py, LogCap).
+SERVER_LOG_MAX_BYTES = 10 * 1024**2
 
 # Only these variables of the caller's environment reach the server: on SageMaker the container
 # sees the package's Environment alone, and a local server has no use for the user's AWS keys.
@@ -212,7 +220,7 @@ def extract_model_archive(archive: Path, destination: Path) -> int:
     destination.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            members = tar.getmembers()
+            members = _bounded_members(tar)
             problems = [p for p in (_member_problem(m, destination) for m in members) if p]
             if problems:
                 raise DeploymentFailed(
@@ -220,18 +228,46 @@ def extract_model_archive(archive: Path, destination: Path) -> int:
                     details=problems[:10] + (["..."] if len(problems) > 10 else []),
                     hint="Re-bundle it with utils/package-model.py: only regular files and "
                          "directories under relative paths belong in it.")
-            _extract_members(tar, destination)
+            _extract_members(tar, members, destination)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise DeploymentFailed(f"The model archive could not be extracted: {exc}",
                                hint="Re-package the model with utils/package-model.py.") from None
     return len(members)
 
 
-def _extract_members(tar: tarfile.TarFile, destination: Path) -> None:
+def _bounded_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The archive's entries, read header by header; refused once they pass the limits.
+
+    Stopping at the limit, rather than after `getmembers()`, also bounds the time spent
+    decompressing a bomb.
+    """
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    while (member := tar.next()) is not None:
+        members.append(member)
+        total += member.size
+        if len(members) > MAX_ARCHIVE_MEMBERS:
+            raise _too_large(f"it holds more than {MAX_ARCHIVE_MEMBERS:,} entries")
+        if total > MAX_EXTRACTED_BYTES:
+            raise _too_large(f"its first {len(members):,} entries alone hold "
+                             f"{output.format_bytes(total)} uncompressed, over the limit of "
+                             f"{output.format_bytes(MAX_EXTRACTED_BYTES)}")
+    return members
+
+
+def _too_large(reason: str) -> DeploymentFailed:
+    return DeploymentFailed(f"The model archive is too large to extract: {reason}; nothing was "
+                            "extracted",
+                            hint="A model archive holds model.joblib and code/: re-bundle it "
+                                 "with utils/package-model.py.")
+
+
+def _extract_members(tar: tarfile.TarFile, members: list[tarfile.TarInfo],
+                     destination: Path) -> None:
     if hasattr(tarfile, "data_filter"):
-        tar.extractall(destination, filter="data")
+        tar.extractall(destination, members=members, filter="data")
     else:  # older Pythons: the explicit checks above are the only guard
-        tar.extractall(destination)
+        tar.extractall(destination, members=members)
 
 
 def _member_problem(member: tarfile.TarInfo, destination: Path) -> str | None:
@@ -367,6 +403,7 @@ def server_environment(package_environment: Mapping[str, str], model_dir: Path,
     env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(_local_workers(package_environment))
     env["SM_MODEL_DIR"] = str(model_dir)
     env["PYTHONUNBUFFERED"] = "1"  # so the log tail shows the last lines before a crash
+    env.setdefault("MODEL_SERVER_LOG_MAX_BYTES", str(SERVER_LOG_MAX_BYTES))
     env.pop("SAGEMAKER_BIND_TO_PORT", None)  # the port is ours to choose
     return env
 
@@ -420,7 +457,7 @@ def wait_until_healthy(server: StartedServer, deadline: float) -> str | None:
     """None once GET /ping answers 200; otherwise why it never did."""
     while True:
         if server.process.poll() is not None:
-            return f"the model server exited with code {server.process.returncode} during start-up"
+            return f"it exited with code {server.process.returncode} during start-up"
         if _ping(server.url):
             return None
         if time.monotonic() >= deadline:
@@ -437,12 +474,12 @@ def _ping(url: str) -> bool:
 
 
 def _port_was_taken(log_path: Path) -> bool:
-    text = "\n".join(read_log_tail(log_path, 20))
+    text = "\n".join(local_endpoints.read_log_tail(log_path, 20))
     return any(marker in text for marker in _PORT_IN_USE)
 
 
 def _unhealthy_error(problem: str, log_path: Path, server: StartedServer) -> DeployModelError:
-    tail = read_log_tail(log_path, LOG_TAIL_LINES)
+    tail = local_endpoints.read_log_tail(log_path, LOG_TAIL_LINES)
     details = [f"Model server log (last {len(tail)} lines of server.log):"]
     details += [f"  | {line}" for line in tail] or ["  (the log is empty)"]
     hints = ["Check the model file and code/inference.py in the package (model_fn must load "
@@ -455,17 +492,6 @@ def _unhealthy_error(problem: str, log_path: Path, server: StartedServer) -> Dep
                                            "timeout (DEPLOY_TIMEOUT)."])
     return DeploymentFailed(f"The local model server failed to start: {problem}; "
                             "its files were removed", details=details, hint=hints)
-
-
-def read_log_tail(path: Path, lines: int) -> list[str]:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 64 * 1024))
-            text = handle.read().decode(errors="replace")
-    except OSError:
-        return []
-    return text.splitlines()[-lines:]
 
 
 def stop_started_server(server: StartedServer) -> None:

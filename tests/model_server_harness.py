@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def start_server(model_dir: Path, log_path: Path, env: dict[str, str],
     port = port or free_port()
     command = [sys.executable, str(SERVE), "--host", "127.0.0.1", "--port", str(port),
                "--model-dir", str(model_dir)]
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:  # appending, as local mode opens it (the log cap needs it)
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return RunningServer(process, port, log_path)
@@ -139,29 +140,26 @@ def group_alive(pgid: int) -> bool:
     return _has_live_member(pgid)
 
 
-def _has_live_member(pgid: int) -> bool:
-    # killpg(0) also succeeds for zombies; a reaped group has no /proc entries left.
+def _live_processes() -> Iterator[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every live process, from /proc; zombies skipped."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            # The command name may hold spaces or parentheses: the fields follow the last ')'.
+            state, ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        if state != "Z":
+            yield int(stat.parent.name), int(ppid), int(pgrp)
+
+
+def _has_live_member(pgid: int) -> bool:
+    # killpg(0) also succeeds for zombies; a reaped group has no /proc entries left.
+    return any(pgrp == pgid for _, _, pgrp in _live_processes())
 
 
 def child_pids(pid: int) -> list[int]:
     """The live child processes of `pid` (gunicorn's workers), read from /proc."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            children.append(int(stat.parent.name))
-    return children
+    return [child for child, ppid, _ in _live_processes() if ppid == pid]
 
 
 def wait_for_children(pid: int, count: int, deadline: float = START_DEADLINE) -> list[int]:

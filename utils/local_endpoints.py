@@ -154,6 +154,18 @@ def remove_endpoint_dir(directory: Path) -> bool:
     return True
 
 
+def read_log_tail(path: Path, lines: int) -> list[str]:
+    """The last `lines` lines of a server log ([] if unreadable), read from its last 64 KB only."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
+
+
 @contextlib.contextmanager
 def state_lock(state_dir: Path) -> Iterator[None]:
     """Serialise changes to local endpoints (deploy, redeploy, stop) between processes.

@@ -357,13 +357,22 @@ def test_a_missing_sagemaker_endpoint_says_how_to_find_endpoints():
     assert "Local endpoints on this machine: qc-local" in hints
 
 
-def test_the_script_runs_as_a_subprocess_without_importing_boto3_for_bad_input(tmp_path):
-    env = {k: v for k, v in os.environ.items()}
-    result = subprocess.run([sys.executable, "-X", "importtime", "test_endpoint.py", "-e", "qc",
-                             "-d", '{"data": [[1, 2]'], capture_output=True, text=True, env=env,
+@pytest.mark.parametrize("argv, message", [
+    (["-e", "qc", "-d", '{"data": [[1, 2]'], "line 1, column 17"),  # bad input
+    (["-d", DATA], "the following argument is required: -e/--endpoint-name"),  # bad arguments
+    (["-e", "qc", "-d", DATA, "--content-type", "xml"], "invalid choice: 'xml'"),
+    (["-e", "qc", "-d", DATA, "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+], ids=["bad-json", "missing-endpoint", "bad-content-type", "unknown-flag"])
+def test_argument_and_input_errors_exit_2_without_importing_aws_libraries(tmp_path, argv,
+                                                                          message):
+    env = {k: v for k, v in os.environ.items() if k not in ("ENDPOINT_NAME", "INPUT_DATA")}
+    result = subprocess.run([sys.executable, "-X", "importtime", "test_endpoint.py", *argv],
+                            capture_output=True, text=True, env=env,
                             cwd=Path(test_endpoint.__file__).parent, timeout=60)
-    assert result.returncode == 2 and "line 1, column 17" in result.stderr
-    assert "boto3" not in result.stderr and "botocore" not in result.stderr
+    assert result.returncode == 2 and message in result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert not imported & {"boto3", "botocore", "sagemaker", "sagemaker_core"}, imported
 
 
 def test_an_invalid_content_type_from_the_environment_is_a_usage_error(capsys, env):

@@ -212,6 +212,24 @@ def test_sigterm_stops_promptly_with_code_0_and_leaves_no_process(tmp_path):
     assert "Shutting down: Master" in running.log
 
 
+def test_a_capped_log_file_stays_under_its_limit_across_workers(tmp_path):
+    model_dir = bundle_model_dir(tmp_path / "model")
+    running = start_server(model_dir, tmp_path / "server.log",
+                           server_env(model_dir, workers=2, MODEL_SERVER_LOG_MAX_BYTES="4096"))
+    try:
+        wait_until_healthy(running)
+        sizes = []
+        for _ in range(120):  # ~90 bytes a line: the log passes 4096 bytes several times
+            assert _invoke(running, json.dumps({"data": SAMPLE_ROWS[:1]}).encode())[0] == 200
+            sizes.append(running.log_path.stat().st_size)
+    finally:
+        stop_server(running)
+    assert max(sizes) < 4096 + 1024, sizes  # one line may pass the limit before it is emptied
+    log = running.log
+    assert "log emptied at" in log and "model server ready:" in log
+    assert "\0" not in log  # no hole of zeros: every writer appends
+
+
 def test_default_handlers_serve_a_module_with_only_model_fn(tmp_path):
     """Like AWS's container: JSON array in, model.predict, JSON array out."""
     model_dir = bundle_model_dir(tmp_path / "model")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -153,9 +154,14 @@ def test_normalize_output(result, expected):
     assert handler_loader.normalize_output(result, "application/json") == expected
 
 
-def test_normalize_output_refuses_other_types():
-    with pytest.raises(TypeError, match="output_fn returned a float"):
-        handler_loader.normalize_output(1.5, "application/json")
+@pytest.mark.parametrize("result, message", [
+    (1.5, "output_fn returned a float"),
+    ({"a": np.float32(1)}, "not JSON serialisable"),
+])
+def test_normalize_output_refuses_what_it_cannot_send_as_a_server_fault(result, message):
+    with pytest.raises(handler_loader.HandlerFault, match=message) as caught:
+        handler_loader.normalize_output(result, "application/json")
+    assert handler_loader.status_for(caught.value) == 500
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -185,6 +191,7 @@ def test_settings_from_env_and_flags(tmp_path):
     ({"SAGEMAKER_MODEL_SERVER_WORKERS": "0"}, "must be from 1"),
     ({"SAGEMAKER_BIND_TO_PORT": "70000"}, "must be from 1 to 65535"),
     ({"SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/code.tar.gz"}, "not a local directory"),
+    ({"MODEL_SERVER_LOG_MAX_BYTES": "100"}, "must be 0 \\(off\\) or from 4096"),
 ])
 def test_bad_settings_stop_the_start(env, message):
     with pytest.raises(model_server.StartupError, match=message):
@@ -257,3 +264,109 @@ def test_native_threads_default_to_one_per_worker():
 
 def test_native_threads_follow_the_environment_when_set():
     assert model_server.limit_native_threads({"OMP_NUM_THREADS": "4"}) == "OMP_NUM_THREADS=4"
+
+
+# --- user handlers behind the WSGI app ----------------------------------------------------------
+
+def _app_for(tmp_path: Path, source: str, name: str) -> model_server.InferenceApp:
+    handlers = handler_loader.load_handlers(_module(tmp_path, source, name), name)
+    return model_server.InferenceApp(handlers, handlers.model_fn(str(tmp_path)))
+
+
+def test_handlers_get_the_body_as_text_exactly_when_aws_container_gives_text(tmp_path):
+    """AWS decodes application/json and text/csv (the whole header) to str, nothing else."""
+    app = _app_for(tmp_path, """
+        def model_fn(model_dir): return None
+        def transform_fn(model, body, content_type, accept):
+            return (f"{type(body).__name__} {content_type}", "text/plain")
+    """, "body_kind")
+    cases = [({"CONTENT_TYPE": "application/json"}, "str application/json"),
+             ({"CONTENT_TYPE": "text/csv"}, "str text/csv"),
+             ({"CONTENT_TYPE": "application/json; charset=utf-8"},
+              "bytes application/json; charset=utf-8"),
+             ({"CONTENT_TYPE": "application/x-npy"}, "bytes application/x-npy"),
+             ({}, "str application/json"),  # no Content-Type: JSON, as AWS assumes
+             ({"CONTENT_TYPE": "text/plain", "HTTP_CONTENTTYPE": "text/csv"}, "str text/csv")]
+    for headers, expected in cases:
+        status, _, body = _call(app, "POST", "/invocations", b"1,2\n\xff", headers)
+        assert (status, body.decode()) == ("200 OK", expected), headers
+
+
+def test_an_aws_style_input_fn_that_splits_text_works(tmp_path):
+    app = _app_for(tmp_path, """
+        def model_fn(model_dir): return None
+        def input_fn(body, content_type):
+            return [line.split(",") for line in body.split("\\n") if line]
+        def predict_fn(data, model): return len(data)
+        def output_fn(prediction, accept): return (str(prediction), "text/plain")
+    """, "aws_style")
+    status, _, body = _call(app, "POST", "/invocations", b"1,2\n3,4\n",
+                            {"CONTENT_TYPE": "text/csv"})
+    assert (status, body) == ("200 OK", b"2")
+
+
+@pytest.mark.parametrize("trigger, status, message", [
+    (b"value", "400 Bad Request", "row 3 is not a number"),
+    (b"type", "400 Bad Request", "expected a list"),
+    (b"runtime", "500 Internal Server Error", "RuntimeError: lost the model"),
+    (b"output", "500 Internal Server Error", "output_fn failed: TypeError: cannot encode"),
+    (b"float", "500 Internal Server Error", "output_fn returned a float"),
+    (b"ok", "200 OK", None),
+])
+def test_input_errors_are_400_and_only_faults_are_500(tmp_path, trigger, status, message):
+    app = _app_for(tmp_path, """
+        def model_fn(model_dir): return None
+        def input_fn(body, content_type):
+            if body == "value": raise ValueError("row 3 is not a number")
+            if body == "type": raise TypeError("expected a list")
+            return body
+        def predict_fn(data, model):
+            if data == "runtime": raise RuntimeError("lost the model")
+            return data
+        def output_fn(prediction, accept):
+            if prediction == "output": raise TypeError("cannot encode")
+            return 1.5 if prediction == "float" else (b"{}", "application/json")
+    """, "faults")
+    got, _, body = _call(app, "POST", "/invocations", trigger, {"CONTENT_TYPE": "application/json"})
+    assert got == status
+    if message:
+        assert message in json.loads(body)["error"]
+
+
+# --- the log cap ------------------------------------------------------------------------------
+
+def _append_fd(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+
+def test_log_cap_empties_the_file_past_the_limit_and_keeps_the_start_up_line(tmp_path):
+    path = tmp_path / "server.log"
+    fd = _append_fd(path)
+    try:
+        cap = model_server.LogCap.for_fd(fd, 4096)
+        cap.first_line = "model server ready: test"
+        for number in range(200):  # as log_line does: make room, then write
+            cap.enforce()
+            os.write(fd, f"POST /invocations 200 0.{number:03d} ms\n".encode())
+            assert path.stat().st_size <= 4096 + 64
+    finally:
+        os.close(fd)
+    lines = path.read_text().splitlines()
+    assert "log emptied at" in lines[0] and "MODEL_SERVER_LOG_MAX_BYTES=4096" in lines[0]
+    assert lines[1].endswith("model server ready: test")
+    assert lines[-1] == "POST /invocations 200 0.199 ms"
+
+
+def test_log_cap_applies_only_to_a_file_opened_for_appending(tmp_path):
+    path = tmp_path / "server.log"
+    plain = os.open(path, os.O_WRONLY | os.O_CREAT)
+    reader, writer = os.pipe()
+    appending = _append_fd(path)
+    try:
+        assert model_server.LogCap.for_fd(plain, 4096) is None
+        assert model_server.LogCap.for_fd(writer, 4096) is None
+        assert model_server.LogCap.for_fd(appending, 0) is None
+        assert model_server.LogCap.for_fd(appending, 4096) is not None
+    finally:
+        for fd in (plain, reader, writer, appending):
+            os.close(fd)

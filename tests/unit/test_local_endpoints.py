@@ -274,6 +274,33 @@ def test_a_safe_archive_with_an_inner_link_is_extracted(tmp_path):
     assert (destination / "code" / "model-link").resolve() == (destination / "model.joblib")
 
 
+@pytest.mark.parametrize("limit, value, message", [
+    ("MAX_EXTRACTED_BYTES", 1500, "hold 2.0 KB uncompressed, over the limit of 1.5 KB"),
+    ("MAX_ARCHIVE_MEMBERS", 2, "more than 2 entries"),
+])
+def test_a_tar_bomb_is_refused_before_anything_is_written(tmp_path, monkeypatch, limit, value,
+                                                          message):
+    """Sizes and counts are summed from the headers, so a bomb stops at the limit."""
+    monkeypatch.setattr(local_endpoint, limit, value)
+    archive = _tar(tmp_path / "model.tar.gz", [("model.joblib", b"m" * 1024),
+                                               ("code/inference.py", b"i" * 1024),
+                                               ("code/requirements.txt", b"")])
+    destination = tmp_path / "model"
+    with pytest.raises(DeploymentFailed, match="too large to extract") as caught:
+        local_endpoint.extract_model_archive(archive, destination)
+    assert message in caught.value.message
+    assert list(destination.iterdir()) == []
+
+
+def test_an_archive_at_the_limits_is_extracted(tmp_path, monkeypatch):
+    monkeypatch.setattr(local_endpoint, "MAX_EXTRACTED_BYTES", 2048)
+    monkeypatch.setattr(local_endpoint, "MAX_ARCHIVE_MEMBERS", 3)
+    archive = _tar(tmp_path / "model.tar.gz", [("model.joblib", b"m" * 1024),
+                                               ("code/inference.py", b"i" * 1024),
+                                               ("code/requirements.txt", b"")])
+    assert local_endpoint.extract_model_archive(archive, tmp_path / "model") == 3
+
+
 def test_a_file_that_is_not_a_tarball_is_a_clear_failure(tmp_path):
     archive = tmp_path / "model.tar.gz"
     archive.write_bytes(b"not a tarball at all")
@@ -330,13 +357,14 @@ def test_the_server_sees_the_package_environment_not_the_users_secrets(tmp_path)
     assert env["SAGEMAKER_SUBMIT_DIRECTORY"] == str(tmp_path / "model" / "code")
     assert env["SAGEMAKER_PROGRAM"] == "handler.py"
     assert env["SAGEMAKER_MODEL_SERVER_WORKERS"] == str(local_endpoint.LOCAL_WORKERS)
+    assert env["MODEL_SERVER_LOG_MAX_BYTES"] == str(local_endpoint.SERVER_LOG_MAX_BYTES)
 
 
 def test_log_tail_returns_the_last_lines(tmp_path):
     log = tmp_path / "server.log"
     log.write_text("".join(f"line {i}\n" for i in range(100)))
-    assert local_endpoint.read_log_tail(log, 3) == ["line 97", "line 98", "line 99"]
-    assert local_endpoint.read_log_tail(tmp_path / "missing.log", 3) == []
+    assert local_endpoints.read_log_tail(log, 3) == ["line 97", "line 98", "line 99"]
+    assert local_endpoints.read_log_tail(tmp_path / "missing.log", 3) == []
 
 
 def test_records_are_plain_json(tmp_path):
