@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from modules.upload_artifacts import parse_s3_uri
 from utils import local_endpoints, output
 from utils.errors import AwsError, DeploymentFailed, DeployModelError, DeployTimeout, ValidationError
 
@@ -171,18 +172,11 @@ def _expected_sha256(environment: Mapping[str, str], model_package_arn: str) -> 
     return value.lower()
 
 
-def _split_s3_url(url: str) -> tuple[str, str]:
-    match = re.fullmatch(r"s3://([^/]+)/(.+)", url)
-    if not match:
-        raise ValidationError(f"ModelDataUrl {url!r} is not an s3://bucket/key URL")
-    return match.group(1), match.group(2)
-
-
 def download_model_archive(s3_client: Any, model_data_url: str, destination: Path) -> Path:
     """Download the package's model.tar.gz with boto3's transfer manager."""
     from botocore.exceptions import ClientError
 
-    bucket, key = _split_s3_url(model_data_url)
+    bucket, key = parse_s3_uri(model_data_url, "S3 object URI (the package's ModelDataUrl)")
     output.print_info(f"Downloading {model_data_url}")
     try:
         s3_client.download_file(bucket, key, str(destination))

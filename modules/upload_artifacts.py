@@ -11,6 +11,7 @@ deploy region (SageMaker reads model data only from a bucket in the endpoint's r
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,12 @@ def s3_uri(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """(bucket, key) of an s3:// URI."""
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise ValidationError(f"Not an S3 object URI: {uri!r}", hint="Expected s3://bucket/key.")
-    bucket, key = uri[5:].split("/", 1)
-    return bucket, key
+def parse_s3_uri(uri: str, what: str = "S3 object URI") -> tuple[str, str]:
+    """(bucket, key) of an s3://bucket/key URI; both parts must be non-empty."""
+    match = re.fullmatch(r"s3://([^/]+)/(.+)", uri)
+    if not match:
+        raise ValidationError(f"Not an {what}: {uri!r}", hint="Expected s3://bucket/key.")
+    return match.group(1), match.group(2)
 
 
 def check_bucket(s3: Any, bucket: str, region: str) -> None:

@@ -46,8 +46,9 @@ def test_key_is_content_addressed():
 
 def test_parse_s3_uri():
     assert parse_s3_uri("s3://bucket/a/b.tar.gz") == ("bucket", "a/b.tar.gz")
-    with pytest.raises(ValidationError):
-        parse_s3_uri("https://bucket/a")
+    for not_an_object in ("https://bucket/a", "s3://bucket/", "s3://bucket", "s3:///key"):
+        with pytest.raises(ValidationError):
+            parse_s3_uri(not_an_object)
 
 
 def test_bucket_in_the_region_passes(s3):
