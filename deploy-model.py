@@ -62,60 +62,60 @@ def build_parser() -> EnvArgumentParser:
     parser = EnvArgumentParser(prog="deploy-model.py", description=__doc__.split("\n\n")[0],
                                epilog=_EPILOG)
     parser.add_env_argument("-a", "--model-package-arn", env="MODEL_PACKAGE_ARN", metavar="ARN",
-                          help="ARN of an Approved model package version")
+                            help="ARN of an Approved model package version")
     parser.add_env_argument("--model-package-group", env="MODEL_PACKAGE_GROUP", metavar="GROUP",
-                          help="deploy this group's latest Approved version instead")
+                            help="deploy this group's latest Approved version instead")
     parser.add_env_argument("-e", "--endpoint-name", env="ENDPOINT_NAME", metavar="NAME",
-                           help="endpoint to create, or to update if it exists; when unset a new "
-                                "one is named <stack>-endpoint-YYYYMMDD-HHMMSS")
+                            help="endpoint to create, or to update if it exists; when unset a new "
+                                 "one is named <stack>-endpoint-YYYYMMDD-HHMMSS")
     parser.add_env_argument("-t", "--instance-type", env="INSTANCE_TYPE", default=DEFAULT_INSTANCE_TYPE,
                             metavar="TYPE",
-                           help="SageMaker instance type (ml.c5.2xlarge and ml.c5.xlarge suit "
-                                "linear models; ml.t2.medium for tests), or 'local'")
+                            help="SageMaker instance type (ml.c5.2xlarge and ml.c5.xlarge suit "
+                                 "linear models; ml.t2.medium for tests), or 'local'")
     parser.add_env_argument("--instance-count", env="INSTANCE_COUNT", default=1, type=positive_int,
                             metavar="N",
-                           help="number of instances")
+                            help="number of instances")
     parser.add_env_argument("-s", "--stack", env="STACK", default="plmscw", metavar="NAME",
-                           help="stack name: tags every resource, prefixes generated names")
+                            help="stack name: tags every resource, prefixes generated names")
     parser.add_env_argument("--tag", env="TAG", type=_tag, action="append",
                             metavar="KEY=VALUE",
-                           help="KEY=VALUE tag for the model, config and endpoint; repeatable "
-                                "(env: comma-separated)")
+                            help="KEY=VALUE tag for the model, config and endpoint; repeatable "
+                                 "(env: comma-separated)")
     parser.add_env_argument("--deployment-strategy", env="DEPLOYMENT_STRATEGY",
-                         default=STRATEGIES[0], choices=STRATEGIES,
-                         help="blue/green traffic shifting; canary and linear need "
-                              "--instance-count >= 2")
+                            default=STRATEGIES[0], choices=STRATEGIES,
+                            help="blue/green traffic shifting; canary and linear need "
+                                 "--instance-count >= 2")
     parser.add_env_argument("--step-size", env="DEPLOY_STEP_SIZE", default=50, type=_percent,
                             metavar="PERCENT",
-                         help="percent of instances per canary/linear step (10-50)")
+                            help="percent of instances per canary/linear step (10-50)")
     parser.add_env_argument("--step-wait", env="DEPLOY_STEP_WAIT", default=300, type=_seconds,
                             metavar="SECONDS",
-                         help="seconds between steps; with --rollback-alarm also how long the "
-                              "old fleet is kept after the shift (0-3600)")
+                            help="seconds between steps; with --rollback-alarm also how long the "
+                                 "old fleet is kept after the shift (0-3600)")
     parser.add_env_argument("--rollback-alarm", env="ROLLBACK_ALARM", action="append",
                             metavar="ALARM",
-                         help="CloudWatch alarm that makes SageMaker roll an update back; "
-                              "repeatable (env: comma-separated)")
+                            help="CloudWatch alarm that makes SageMaker roll an update back; "
+                                 "repeatable (env: comma-separated)")
     parser.add_env_argument("--keep-previous", env="KEEP_PREVIOUS", action="store_true",
-                         help="keep the config and model an update replaced")
+                            help="keep the config and model an update replaced")
     parser.add_env_argument("--no-monitor", env="NO_MONITOR", action="store_true",
-                           help="return once SageMaker accepts the deploy (no logs, no rollback)")
+                            help="return once SageMaker accepts the deploy (no logs, no rollback)")
     parser.add_env_argument("--skip-rollback", env="SKIP_ROLLBACK", action="store_true",
-                           help="on failure keep everything for debugging and print the "
-                                "cleanup commands")
+                            help="on failure keep everything for debugging and print the "
+                                 "cleanup commands")
     parser.add_env_argument("--timeout", env="DEPLOY_TIMEOUT", default=1800.0, type=positive_float,
                             metavar="SECONDS",
-                           help="seconds to wait for InService")
+                            help="seconds to wait for InService")
     parser.add_env_argument("--poll-interval", env="DEPLOY_POLL_INTERVAL", type=positive_float,
                             metavar="SECONDS",
-                           help="seconds between status checks (default: back off from 5 to 30)")
+                            help="seconds between status checks (default: back off from 5 to 30)")
     parser.add_env_argument("--smoke-test-data", env="SMOKE_TEST_DATA", metavar="FILE",
-                           help="JSON request file sent once InService; an answer that breaks "
-                                "the contract fails (and rolls back) the deploy")
+                            help="JSON request file sent once InService; an answer that breaks "
+                                 "the contract fails (and rolls back) the deploy")
     parser.add_env_argument("--dry-run", env="DRY_RUN", action="store_true",
-                           help="validate, resolve the package and show the plan; change nothing")
+                            help="validate, resolve the package and show the plan; change nothing")
     parser.add_env_argument("--output-file", env="ENDPOINT_NAME_FILE", metavar="FILE",
-                         help="write the endpoint name to this file on success")
+                            help="write the endpoint name to this file on success")
     add_common_flags(parser)
     return parser
 
