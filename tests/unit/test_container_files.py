@@ -158,11 +158,13 @@ def test_serve_is_an_executable_python_script():
     assert result.returncode == 0 and "--model-dir" in result.stdout
 
 
-def test_serving_and_tool_pin_the_same_scikit_learn():
+def test_serving_tool_and_benchmark_pin_the_same_scikit_learn():
     def pin(path):
         return re.search(r"^scikit-learn==(\S+)", path.read_text(), re.MULTILINE).group(1)
 
-    assert pin(ARTIFACTS / "requirements.txt") == pin(REPO_ROOT / "requirements.txt")
+    serving = pin(ARTIFACTS / "requirements.txt")
+    assert serving == pin(REPO_ROOT / "requirements.txt")
+    assert serving == pin(REPO_ROOT / "benchmarks" / "requirements-bench.txt")
 
 
 def test_dockerfile_is_hadolint_clean():
