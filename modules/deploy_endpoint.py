@@ -222,8 +222,8 @@ class DeployRun:
         if outcome.status != "InService" or outcome.config_name != self.plan.config_name:
             self._failed(outcome)
         self.verified = True
-        output.print_success(f"Endpoint {self.plan.endpoint_name} is InService on "
-                             f"{self.plan.config_name}")
+        output.print_info(f"Verified: {self.plan.endpoint_name} is InService and serves the new "
+                          f"endpoint config {self.plan.config_name}")
 
     def _accepted(self) -> dict:
         name, region = self.plan.endpoint_name, self.settings.region
