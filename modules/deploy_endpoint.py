@@ -31,9 +31,11 @@ from modules.deploy_plan import (
     Resource,
     RollbackReport,
     RunResources,
+    check_package_deployable,
     cleanup_commands,
     create_endpoint_config,
     create_model,
+    describe_package,
     latest_approved_package_arn,
     plan_deployment,
     resolve_model_package,
@@ -124,6 +126,8 @@ def deploy_local_endpoint(settings: DeploySettings, env: Mapping[str, str]) -> d
     sagemaker, s3 = create_clients(session, "sagemaker", "s3")
     arn = settings.model_package_arn or latest_approved_package_arn(
         sagemaker, settings.model_package_group or "")
+    # The same refusals, messages and exit codes as an AWS deploy (also on --dry-run).
+    check_package_deployable(describe_package(sagemaker, arn))
     base = {"endpoint_name": settings.endpoint_name, "status": "InService", "action": "created",
             "instance_type": "local", "model_package_arn": arn, "region": settings.region}
     if settings.dry_run:

@@ -148,7 +148,7 @@ def describe_package_container(sagemaker_client: Any, model_package_arn: str) ->
     package = sagemaker_client.describe_model_package(ModelPackageName=model_package_arn)
     approval = package.get("ModelApprovalStatus")
     if approval != "Approved":
-        raise ValidationError(
+        raise AwsError(
             f"Model package {model_package_arn} is {approval or 'not approved'}, not Approved",
             hint="Approve it (utils/package-model.py approves what it registers), or pick an "
                  "approved one: python utils/list_model_packages.py")

@@ -272,7 +272,7 @@ def test_an_archive_with_a_path_out_is_refused_and_nothing_written(aws, trained,
 def test_an_unapproved_package_is_refused(aws, trained, tmp_path, state_dir):
     arn = register(aws, build_tarball(tmp_path / "model.tar.gz", trained[2]),
                    approval="PendingManualApproval")
-    with pytest.raises(ValidationError, match="not Approved"):
+    with pytest.raises(AwsError, match="not Approved"):
         deploy(aws, arn, state_dir, name="pending")
     assert not (state_dir / "endpoints" / "pending").exists()
 

@@ -125,12 +125,17 @@ def test_bad_input_is_refused_clearly_and_creates_nothing(aws, user_env, script,
     assert packages == []
 
 
-def test_deploying_an_unknown_package_fails_with_aws_exit_code(aws, user_env):
+@pytest.mark.parametrize("extra", [[], ["--dry-run"], ["-t", "local"], ["-t", "local", "--dry-run"]])
+def test_deploying_an_unknown_package_fails_the_same_way_in_every_mode(aws, user_env, tmp_path,
+                                                                        extra):
     arn = "arn:aws:sagemaker:ca-central-1:123456789012:model-package/nothing-here/1"
-    result = run_script("deploy-model.py", "-a", arn, "-e", "ghost", "--json", env=user_env)
+    result = run_script("deploy-model.py", "-a", arn, "-e", "ghost", "--json", *extra,
+                        env=user_env)
     assert result.returncode == 3, result.stderr
     assert _json(result)["exit_code"] == 3
+    assert f"Could not find model package: {arn}" in result.stderr
     assert _resources(aws) == {"endpoints": [], "configs": [], "models": []}
+    assert not (tmp_path / "state" / "endpoints" / "ghost").exists()
 
 
 def test_deleting_an_endpoint_that_does_not_exist_says_so(aws, user_env):

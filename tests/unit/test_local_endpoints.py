@@ -16,7 +16,7 @@ import pytest
 
 from modules import local_endpoint
 from utils import local_endpoints
-from utils.errors import DeploymentFailed, ValidationError
+from utils.errors import AwsError, DeploymentFailed, ValidationError
 
 # --- the state directory ----------------------------------------------------------------------
 
@@ -336,14 +336,14 @@ def _package(environment: dict, approval: str = "Approved") -> dict:
         {"Image": "img", "ModelDataUrl": "s3://b/k/model.tar.gz", "Environment": environment}]}}
 
 
-@pytest.mark.parametrize("environment, approval, message", [
-    ({}, "Approved", "has no MODEL_SHA256"),
-    ({"MODEL_SHA256": "abc"}, "Approved", "malformed MODEL_SHA256"),
-    ({"MODEL_SHA256": "0" * 64}, "PendingManualApproval", "not Approved"),
+@pytest.mark.parametrize("environment, approval, message, error", [
+    ({}, "Approved", "has no MODEL_SHA256", ValidationError),
+    ({"MODEL_SHA256": "abc"}, "Approved", "malformed MODEL_SHA256", ValidationError),
+    ({"MODEL_SHA256": "0" * 64}, "PendingManualApproval", "not Approved", AwsError),
 ])
-def test_packages_local_mode_cannot_verify_are_refused(environment, approval, message):
+def test_packages_local_mode_cannot_verify_are_refused(environment, approval, message, error):
     client = _Packages(_package(environment, approval))
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(error, match=message):
         local_endpoint.describe_package_container(client, "arn:aws:sagemaker:x")
 
 
