@@ -29,7 +29,7 @@ def build_parser() -> EnvArgumentParser:
         description="Invoke an endpoint (local or SageMaker) with test rows and validate the answer.",
         epilog="examples:\n"
                "  python test_endpoint.py -e my-endpoint -d sample-data.json\n"
-               "  python test_endpoint.py -e my-endpoint -d '{\"data\": [[1.0, 2.0, 3.0]]}' "
+               "  python test_endpoint.py -e my-endpoint -d '{\"data\": [[0.5, 1.2, -0.3, 2.0]]}' "
                "--content-type csv --json")
     parser.add_env_argument("-e", "--endpoint-name", env="ENDPOINT_NAME",
                             help="endpoint to test (required)")

@@ -86,12 +86,23 @@ def latest_approved_package_arn(sagemaker: Any, group: str) -> str:
         raise
     summaries = answer.get("ModelPackageSummaryList", [])
     if not summaries:
+        _require_group(sagemaker, group)
         raise AwsError(f"Model package group {group} has no Approved version", hint=[
             "Register and approve one: python utils/package-model.py",
             _LIST_HINT,
             "Approve a version: aws sagemaker update-model-package --model-package-arn <arn> "
             "--model-approval-status Approved"])
     return summaries[0]["ModelPackageArn"]
+
+
+def _require_group(sagemaker: Any, group: str) -> None:
+    """ListModelPackages answers an unknown group with an empty list: tell the two apart."""
+    try:
+        sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+    except bce.ClientError as exc:
+        if is_not_found(exc):
+            raise AwsError(f"Model package group not found: {group}", hint=_LIST_HINT) from None
+        raise
 
 
 def describe_package(sagemaker: Any, arn: str) -> PackageInfo:

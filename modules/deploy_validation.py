@@ -289,7 +289,9 @@ def settings_from_args(args: Any, env: Mapping[str, str],
     parsed = _package_source(args)
     from utils.env_validation import get_env_var, validate_env_vars
 
-    if args.endpoint_name:
+    # An explicitly empty -e (e.g. -e "$(cat endpoint_name.txt)" from an empty file) is an error,
+    # never a silent new endpoint; only an absent flag and env var generate a name.
+    if args.endpoint_name is not None:
         endpoint_name = args.endpoint_name
     else:
         from datetime import datetime
@@ -322,7 +324,7 @@ def settings_from_args(args: Any, env: Mapping[str, str],
         keep_previous=args.keep_previous, timeout=args.timeout, poll_interval=args.poll_interval,
         output_file=args.output_file, dry_run=args.dry_run, strategy=strategy,
         rollback_alarms=tuple(dict.fromkeys(args.rollback_alarm or ())), tags=tags,
-        smoke_test=smoke, name_was_generated=not args.endpoint_name)
+        smoke_test=smoke, name_was_generated=args.endpoint_name is None)
 
 
 def _package_source(args: Any) -> ModelPackageArn | None:

@@ -389,8 +389,9 @@ def pin_problems(pin: str, saved: str, requirements_path: Path) -> list[Problem]
     if same:
         return []
     return [Problem(requirements_path, f"pins scikit-learn=={pin}, but model.joblib was saved "
-                    f"with scikit-learn {saved}", f"Pin scikit-learn=={saved} (the container "
-                    f"installs this file), or retrain and save the model with scikit-learn {pin}.")]
+                    f"with scikit-learn {saved}", f"Pin scikit-learn=={saved} (the version the "
+                    f"serving container must run), or retrain and save the model with scikit-learn "
+                    f"{pin}.")]
 
 
 def smoke_problems(result: dict[str, Any], paths: dict[str, Path],

@@ -109,6 +109,21 @@ def test_group_without_an_approved_version_is_refused(aws, env, capsys):
     assert resources(aws.sagemaker) == EMPTY
 
 
+def test_unknown_group_is_named_as_unknown_not_as_unapproved(aws, env, capsys):
+    assert main(["--model-package-group", "NoSuchGroup", "-e", "qc", "--json"], env) == 3
+    doc = one_json_document(capsys.readouterr().out)
+    assert doc["error"] == "Model package group not found: NoSuchGroup"
+    assert resources(aws.sagemaker) == EMPTY
+
+
+def test_an_explicitly_empty_endpoint_name_is_refused_not_generated(aws, env, capsys):
+    """CI's -e "$(cat endpoint_name.txt)" with an empty file must not create a new endpoint."""
+    arn = register_package(aws.sagemaker)
+    assert main(["-a", arn, "-e", ""], env) == 2
+    assert "Invalid endpoint name: it is empty" in capsys.readouterr().err
+    assert resources(aws.sagemaker) == EMPTY
+
+
 def test_unapproved_package_is_refused_with_how_to_approve(aws, env, capsys):
     arn = register_package(aws.sagemaker, approved=False)
     assert main(["-a", arn, "-e", "qc"], env) == 3
