@@ -62,8 +62,9 @@ def _stop_local(name: str, env) -> dict | None:
     if stopped is None:
         return None
     output.print_success(f"Stopped local endpoint {name}")
+    # Same keys as a SageMaker delete, so a CI step reads one shape whatever the endpoint was.
     return {**stopped, "endpoint_name": name, "local": True,
-            "removed": [f"local endpoint {name}"]}
+            "removed": [f"local endpoint {name}"], "left_behind": [], "cleanup_commands": []}
 
 
 def _delete_sagemaker(name: str, env, timeout: float, poll_interval: float | None) -> dict:

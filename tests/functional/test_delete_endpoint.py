@@ -101,4 +101,5 @@ def test_a_local_endpoint_is_stopped_without_asking_aws(tmp_path, capsys):
     assert delete_script.main(["-e", "qc-local", "--json"], env) == 0
     doc = one_json_document(capsys.readouterr().out)
     assert doc["local"] is True and doc["removed"] == ["local endpoint qc-local"]
+    assert doc["left_behind"] == [] and doc["cleanup_commands"] == []  # one shape for CI
     assert not directory.exists()
