@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,6 +58,23 @@ def reuse_sessions(monkeypatch) -> None:
         monkeypatch.setattr(env_validation, "sagemaker_regions",
                             functools.lru_cache(maxsize=1)(env_validation.sagemaker_regions))
 
+
+
+# No endpoint, config or model: what every failure test expects to be left.
+EMPTY = {"endpoints": [], "configs": [], "models": []}
+
+
+@contextlib.contextmanager
+def emulated_sagemaker(monkeypatch) -> Iterator[Any]:
+    """In-process moto with the SageMaker double in front; `double.sagemaker` is a client."""
+    from moto import mock_aws
+
+    from tests.sagemaker_double import SageMakerDouble
+
+    reuse_sessions(monkeypatch)
+    with mock_aws(), SageMakerDouble() as double:
+        double.sagemaker = client("sagemaker")
+        yield double
 
 def deploy_script():
     global _script

@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import pytest
-from moto import mock_aws
 
 from tests.conftest import load_script
 from tests.deploy_support import (
-    client,
+    EMPTY,
     deploy_script,
+    emulated_sagemaker,
     one_json_document,
     register_package,
-    reuse_sessions,
 )
-from tests.sagemaker_double import SageMakerDouble, resources
+from tests.sagemaker_double import resources
 from utils import local_endpoints
 
-EMPTY = {"endpoints": [], "configs": [], "models": []}
 delete_script = load_script("utils/delete_endpoint.py")
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    reuse_sessions(monkeypatch)
-    with mock_aws(), SageMakerDouble() as double:
-        double.sagemaker = client("sagemaker")
+    with emulated_sagemaker(monkeypatch) as double:
         yield double
 
 

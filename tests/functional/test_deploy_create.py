@@ -5,29 +5,25 @@ from __future__ import annotations
 import json
 
 import pytest
-from moto import mock_aws
 
 from tests.conftest import ACCOUNT, REGION
 from tests.deploy_support import (
+    EMPTY,
     GROUP,
     OWN_IMAGE,
     client,
     deploy_script,
+    emulated_sagemaker,
     one_json_document,
     register_package,
-    reuse_sessions,
     tags_of,
 )
-from tests.sagemaker_double import SageMakerDouble, resources
-
-EMPTY = {"endpoints": [], "configs": [], "models": []}
+from tests.sagemaker_double import resources
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    reuse_sessions(monkeypatch)
-    with mock_aws(), SageMakerDouble() as double:
-        double.sagemaker = client("sagemaker")
+    with emulated_sagemaker(monkeypatch) as double:
         yield double
 
 

@@ -9,24 +9,22 @@ from __future__ import annotations
 import json
 
 import pytest
-from moto import mock_aws
 
 from tests.conftest import REGION
 from tests.deploy_support import (
+    EMPTY,
     VALID_ANSWER,
     FakeClock,
-    client,
+    emulated_sagemaker,
     one_json_document,
     register_package,
-    reuse_sessions,
     run_deploy,
     tags_of,
     timing,
 )
-from tests.sagemaker_double import SageMakerDouble, resources
+from tests.sagemaker_double import resources
 from utils.errors import Terminated
 
-EMPTY = {"endpoints": [], "configs": [], "models": []}
 TRACEBACK = ["Loading model from /opt/ml/model",
              "Traceback (most recent call last):",
              '  File "/opt/ml/model/code/inference.py", line 3, in <module>',
@@ -37,9 +35,7 @@ TRACEBACK = ["Loading model from /opt/ml/model",
 
 @pytest.fixture
 def aws(monkeypatch):
-    reuse_sessions(monkeypatch)
-    with mock_aws(), SageMakerDouble() as double:
-        double.sagemaker = client("sagemaker")
+    with emulated_sagemaker(monkeypatch) as double:
         double.arn = register_package(double.sagemaker)
         yield double
 
