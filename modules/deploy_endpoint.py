@@ -126,11 +126,11 @@ def deploy_local_endpoint(settings: DeploySettings, env: Mapping[str, str]) -> d
     sagemaker, s3 = create_clients(session, "sagemaker", "s3")
     arn = settings.model_package_arn or latest_approved_package_arn(
         sagemaker, settings.model_package_group or "")
-    # The same refusals, messages and exit codes as an AWS deploy (also on --dry-run).
-    check_package_deployable(describe_package(sagemaker, arn))
     base = {"endpoint_name": settings.endpoint_name, "status": "InService", "action": "created",
             "instance_type": "local", "model_package_arn": arn, "region": settings.region}
     if settings.dry_run:
+        # deploy_local resolves the package itself; a dry run must refuse what it would refuse.
+        check_package_deployable(describe_package(sagemaker, arn))
         output.print_success(f"Dry run: would serve {arn} locally as {settings.endpoint_name}")
         return {**base, "status": "DryRun", "dry_run": True}
     info = deploy_local(sagemaker, s3, endpoint_name=settings.endpoint_name,

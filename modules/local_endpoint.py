@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from modules.deploy_plan import check_package_deployable, describe_package
 from modules.upload_artifacts import parse_s3_uri
 from utils import local_endpoints, output
 from utils.errors import AwsError, DeploymentFailed, DeployModelError, DeployTimeout, ValidationError
@@ -145,19 +146,15 @@ def stop_local_endpoint(endpoint_name: str, state_dir: Path) -> dict | None:
 
 def describe_package_container(sagemaker_client: Any, model_package_arn: str) -> PackageContainer:
     """The package's first container, checked for what local serving needs."""
-    package = sagemaker_client.describe_model_package(ModelPackageName=model_package_arn)
-    approval = package.get("ModelApprovalStatus")
-    if approval != "Approved":
-        raise AwsError(
-            f"Model package {model_package_arn} is {approval or 'not approved'}, not Approved",
-            hint="Approve it (utils/package-model.py approves what it registers), or pick an "
-                 "approved one: python utils/list_model_packages.py")
-    containers = package.get("InferenceSpecification", {}).get("Containers") or []
-    if not containers or not containers[0].get("ModelDataUrl"):
+    # The same refusals, messages and exit codes as an AWS deploy (not found, not Approved or
+    # Completed), then what local serving needs on top: model data and its checksum.
+    package = describe_package(sagemaker_client, model_package_arn)
+    check_package_deployable(package)
+    if not package.model_data_url:
         raise ValidationError(f"Model package {model_package_arn} has no model data (ModelDataUrl)",
                               hint="Re-register it with utils/package-model.py.")
-    environment = {str(k): str(v) for k, v in (containers[0].get("Environment") or {}).items()}
-    return PackageContainer(model_package_arn, containers[0]["ModelDataUrl"], environment,
+    environment = {str(k): str(v) for k, v in package.environment.items()}
+    return PackageContainer(model_package_arn, package.model_data_url, environment,
                             _expected_sha256(environment, model_package_arn))
 
 

@@ -332,7 +332,8 @@ class _Packages:
 
 
 def _package(environment: dict, approval: str = "Approved") -> dict:
-    return {"ModelApprovalStatus": approval, "InferenceSpecification": {"Containers": [
+    return {"ModelApprovalStatus": approval, "ModelPackageStatus": "Completed",
+            "InferenceSpecification": {"Containers": [
         {"Image": "img", "ModelDataUrl": "s3://b/k/model.tar.gz", "Environment": environment}]}}
 
 
