@@ -19,7 +19,6 @@ files are removed again, as a failed AWS deploy is rolled back.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import signal
@@ -38,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from modules.bundle_artifacts import file_sha256
 from modules.deploy_plan import check_package_deployable, describe_package
 from modules.upload_artifacts import parse_s3_uri
 from utils import local_endpoints, output
@@ -189,8 +189,7 @@ def download_model_archive(s3_client: Any, model_data_url: str, destination: Pat
 
 def verify_sha256(path: Path, expected: str) -> None:
     """Refuse an archive whose sha256 differs from the registered one (before any unpickling)."""
-    with open(path, "rb") as handle:
-        actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    actual = file_sha256(path)
     if actual != expected.lower():
         raise DeploymentFailed(
             "The model archive does not match the checksum registered with the package",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from botocore.stub import Stubber
 
 import test_endpoint
 from modules import invoke_endpoint
+from tests.model_server_harness import free_port
 from utils import local_endpoints
 from utils.contract import MAX_PAYLOAD_BYTES
 from utils.errors import AwsError
@@ -61,18 +61,12 @@ HTTPServer(("127.0.0.1", port), Handler).serve_forever()
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class StandIn:
     """A running stand-in server recorded as local endpoint `name`."""
 
     def __init__(self, root: Path, state_dir: Path, name: str) -> None:
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         script = root / "artifacts" / "serve"
         script.parent.mkdir(parents=True)
         script.write_text(STAND_IN_SERVER)
