@@ -266,15 +266,19 @@ def validate_strategy(name: str, instance_count: int, step_percent: int,
 
 def load_smoke_test(path: str) -> SmokeTest:
     """Read and check the smoke-test request now, not after a ten-minute deploy."""
-    from pathlib import Path
+    from utils.contract import (
+        MAX_PAYLOAD_BYTES,
+        check_payload_size,
+        parse_json_text,
+        validate_request,
+    )
+    from utils.files import read_bounded
 
-    from utils.contract import check_payload_size, parse_json_text, validate_request
-
-    file = Path(path)
-    if not file.is_file():
+    try:
+        body = read_bounded(path, MAX_PAYLOAD_BYTES, "smoke test data")
+    except FileNotFoundError:
         raise ValidationError(f"Smoke test data file not found: {path}",
-                              hint='Pass a JSON file like {"data": [[1.0, 2.0, 3.0]]}.')
-    body = file.read_bytes()
+                              hint='Pass a JSON file like {"data": [[1.0, 2.0, 3.0]]}.') from None
     check_payload_size(body, source=f"smoke test data {path}")
     rows = validate_request(parse_json_text(body.decode("utf-8", "replace"), path),
                             source=f"smoke test data {path}")
@@ -348,17 +352,12 @@ def _package_source(args: Any) -> ModelPackageArn | None:
 
 def _check_output_file(path: str | None) -> None:
     """Refuse now an output file that could not be written after a ten-minute deploy."""
-    if not path:
-        return
-    from pathlib import Path
+    from utils.files import output_file_problem
 
-    target = Path(path)
-    if target.is_dir():
-        raise ValidationError(f"Invalid output file: {path} is a directory",
-                              hint="Pass a file path, e.g. --output-file endpoint_name.txt.")
-    if not target.parent.is_dir():
-        raise ValidationError(f"Invalid output file: the directory {target.parent} does not exist",
-                              hint="Create it first, or write the file elsewhere.")
+    problem = output_file_problem(path) if path else None
+    if problem:
+        raise ValidationError(f"Invalid output file {path!r}: {problem}",
+                              hint="Pass a writable file path, e.g. --output-file endpoint_name.txt.")
 
 
 def _check_flag_combinations(args: Any) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from utils import contract, local_endpoints, output
 from utils.errors import AwsError, ContractError, ValidationError
+from utils.files import read_bounded
 
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv"}
 ACCEPT = "application/json"
@@ -119,17 +120,19 @@ def load_input(value: str) -> tuple[Any, str]:
     """The JSON document given as a file path or a JSON string, and where it came from."""
     if value.lstrip().startswith(("{", "[")):
         return contract.parse_json_text(value, "--input-data (JSON string)"), "--input-data"
-    path = Path(value).expanduser()
     try:
-        text = path.read_text(encoding="utf-8")
+        # At most the invocation limit + 1 byte: -d /dev/zero or a 200 MB file is not read whole.
+        raw = read_bounded(value, contract.MAX_PAYLOAD_BYTES, "--input-data file")
     except FileNotFoundError:
         raise ValidationError(f"--input-data {value!r} is neither an existing file nor JSON",
                               hint=["Give a JSON file, e.g. --input-data sample-data.json,",
                                     "or a JSON string: --input-data '{\"data\": [[1.0, 2.0, 3.0]]}'"]
                               ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ValidationError(f"Cannot read --input-data file {value}: {exc}") from None
-    return contract.parse_json_text(text, str(path)), str(path)
+    return contract.parse_json_text(text, value), value
 
 
 def build_request(payload: Any, source: str, content_type: str) -> TestRequest:

@@ -8,7 +8,6 @@ module level: it runs before any AWS client exists.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from modules.images import check_sklearn_image_version, default_image_uri, valid
 from utils import output
 from utils.env_validation import get_env_var, print_env_summary, validate_env_vars
 from utils.errors import ValidationError
+from utils.files import output_file_problem
 
 REQUIRED_ENV = ("AWS_REGION", "AWS_ACCOUNT", "DATA_BUCKET", "AI_INPUT_QUEUE_URL",
                 "SAGEMAKER_EXECUTION_ROLE_ARN")
@@ -141,16 +141,8 @@ def resolve_instance_type(instance_type: str) -> tuple[str, tuple[str, ...], tup
 
 
 def _output_file_problems(output_file: str | None) -> list[str]:
-    if not output_file:
-        return []
-    path = Path(output_file)
-    if path.is_dir():
-        return [f"--output-file {output_file!r} is a directory; give a file path"]
-    if not path.parent.is_dir():
-        return [f"--output-file {output_file!r}: directory {str(path.parent)!r} does not exist"]
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        return [f"--output-file {output_file!r}: directory {str(path.parent)!r} is not writable"]
-    return []
+    problem = output_file_problem(output_file) if output_file else None
+    return [f"--output-file {output_file!r}: {problem}"] if problem else []
 
 
 def _image_choice(args: argparse.Namespace, sources: Mapping[str, str], notes: list[str]

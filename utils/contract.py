@@ -28,10 +28,22 @@ def parse_json_text(text: str, source: str) -> Any:
         raise ValidationError(
             f"Invalid JSON in {source}: {exc.msg} at line {exc.lineno}, column {exc.colno}",
             hint='Expected a JSON object like {"data": [[1.0, 2.0, 3.0]]}.') from None
+    except RecursionError:  # nesting deeper than the interpreter's recursion limit
+        raise ValidationError(f"Invalid JSON in {source}: nested too deeply",
+                              hint='Expected a JSON object like {"data": [[1.0, 2.0, 3.0]]}.'
+                              ) from None
+    except ValueError as exc:  # an integer over Python's 4,300-digit conversion limit
+        raise ValidationError(f"Invalid JSON in {source}: {str(exc).split(':')[0]}",
+                              hint="Features must be finite numbers.") from None
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float's range (400+ digits)
+        return False
 
 
 def validate_request(payload: Any, source: str = "input") -> list[list[float]]:
@@ -62,8 +74,13 @@ def _check_row_values(rows: list[list[Any]], source: str) -> None:
         bad = [value for value in row if not _is_number(value)]
         if bad:
             raise ValidationError(
-                f"Invalid {source}: row {index} holds a non-numeric value {bad[0]!r}",
+                f"Invalid {source}: row {index} holds a non-numeric value {_preview(bad[0])}",
                 hint="Features must be finite numbers (no strings, booleans, null, NaN).")
+
+
+def _preview(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def check_payload_size(body: bytes, source: str = "input") -> None:
