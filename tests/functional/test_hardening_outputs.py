@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import ACCOUNT_ENV, load_script
 from tests.deploy_support import EMPTY, deploy_script, emulated_sagemaker, register_package
+from tests.hardening_support import character_device
 from tests.packaging_support import (  # noqa: F401
     aws_account,
     bucket_keys,
@@ -84,10 +85,11 @@ def test_package_refuses_a_symlink_loop_output_before_any_aws_call(
     assert registry_state(aws_account["sagemaker"]) == {"groups": [], "packages": []}
 
 
-def test_package_to_dev_null_keeps_dev_null_a_device(good_artifacts, aws_account, cached_preflight,
-                                                     capsys):
+def test_package_to_a_device_keeps_it_a_device(good_artifacts, aws_account, cached_preflight,
+                                               capsys, tmp_path):
     env = {**ACCOUNT_ENV, "ARTIFACTS_DIR": str(good_artifacts)}
-    before = os.stat("/dev/null")
-    assert PACKAGE.main(["-o", "/dev/null"], env) == 0, capsys.readouterr().err
-    after = os.lstat("/dev/null")
+    device = character_device(tmp_path)
+    before = os.stat(device)
+    assert PACKAGE.main(["-o", str(device)], env) == 0, capsys.readouterr().err
+    after = os.lstat(device)
     assert (after.st_mode, after.st_rdev) == (before.st_mode, before.st_rdev)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hardening_support import character_device
 from utils import files
 from utils.files import atomic_writer, write_text_atomically
 
@@ -61,12 +62,13 @@ def test_an_exception_inside_the_block_leaves_the_old_bytes(tmp_path):
 
 # --- what an output path may be (issue 9): never replace a device, a FIFO or a symlink ----------
 
-def test_a_character_device_is_written_through_not_replaced():
-    before = os.stat("/dev/null")
-    write_text_atomically("/dev/null", "qc-prod\n")
-    after = os.lstat("/dev/null")
+def test_a_character_device_is_written_through_not_replaced(tmp_path):
+    device = character_device(tmp_path)
+    before = os.stat(device)
+    write_text_atomically(device, "qc-prod\n")
+    after = os.lstat(device)
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
-    assert files.output_file_problem("/dev/null") is None
+    assert files.output_file_problem(device) is None
 
 
 def test_a_symlink_is_followed_and_stays_a_link(tmp_path):
