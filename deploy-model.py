@@ -22,6 +22,7 @@ from utils import output  # noqa: E402
 from utils.cli import (  # noqa: E402
     EnvArgumentParser,
     add_common_flags,
+    aws_env,
     environ,
     positive_float,
     positive_int,
@@ -133,7 +134,7 @@ def main(argv=None, env=None) -> int:
     env = environ(env)
     args = build_parser().parse_with_env(argv, env)
     output.configure_output(json_mode=args.json, env=env)
-    return run(lambda: _execute(args, env), debug=args.debug)
+    return run(lambda: _execute(args, aws_env(args, env)), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script, never installed
 
 from utils import output  # noqa: E402
-from utils.cli import EnvArgumentParser, add_common_flags, environ, run  # noqa: E402
+from utils.cli import EnvArgumentParser, add_common_flags, aws_env, environ, run  # noqa: E402
 
 DEFAULT_REGION = "ca-central-1"
 
@@ -36,9 +36,6 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("-d", "--input-data", env="INPUT_DATA",
                             help="a JSON file path, or a JSON string {\"data\": [[...], ...]} "
                                  "(required)")
-    parser.add_argument("--region", default=None,
-                        help="AWS region of a SageMaker endpoint [env: AWS_REGION, then "
-                             f"AWS_DEFAULT_REGION; default: {DEFAULT_REGION}]")
     parser.add_env_argument("--content-type", env="CONTENT_TYPE", default="json",
                             choices=["json", "csv"],
                             help="send the rows as application/json or as text/csv")
@@ -57,7 +54,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         if not getattr(args, dest):
             parser.error(f"the following argument is required: {flag} (or set {var})")
     output.configure_output(json_mode=args.json, env=env)
-    return run(lambda: _execute(args, env), debug=args.debug)
+    return run(lambda: _execute(args, aws_env(args, env)), debug=args.debug)
 
 
 def _execute(args, env: Mapping[str, str]) -> int:
@@ -69,7 +66,7 @@ def _execute(args, env: Mapping[str, str]) -> int:
     test = EndpointTest(
         endpoint_name=validate_endpoint_name(args.endpoint_name), input_data=args.input_data,
         content_type=args.content_type,
-        region=args.region or get_env_var("AWS_REGION", env, DEFAULT_REGION),
+        region=get_env_var("AWS_REGION", env, DEFAULT_REGION),
         profile=get_env_var("AWS_PROFILE", env), state_dir=state_dir_from_env(env),
         verbose=args.verbose)
     document = run_endpoint_test(test)

@@ -36,7 +36,7 @@ def translate_botocore_error(exc: BaseException) -> DeployModelError | None:
             "Check with: aws sts get-caller-identity"])
     if isinstance(exc, bce.ProfileNotFound):
         return ValidationError(f"AWS profile not found: {exc}",
-                               hint="Check AWS_PROFILE against `aws configure list-profiles`.")
+                               hint="Check --profile / AWS_PROFILE against `aws configure list-profiles`.")
     if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectTimeoutError,
                         bce.ReadTimeoutError)):
         return AwsError(f"Could not reach AWS: {exc}", hint=[

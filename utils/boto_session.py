@@ -8,16 +8,20 @@ user-agent suffix so our calls are recognisable in CloudTrail. boto3 itself hono
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
 
 from utils import output
 from utils.errors import AwsError
+from utils.version import TOOL_NAME, TOOL_VERSION
 
-TOOL_NAME = "deploy-model"
-TOOL_VERSION = "1.0.0"
+__all__ = ["CLIENT_CONFIG", "TOOL_NAME", "TOOL_VERSION", "create_clients", "endpoint_override",
+           "get_boto_session"]
 
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 10},
@@ -63,6 +67,44 @@ def describe_credential_source(credentials: Any, profile: str | None) -> str:
     return f"profile '{profile}' ({source})" if profile else source
 
 
-def create_clients(session: boto3.Session, *names: str) -> tuple[Any, ...]:
-    """One client per service name, all sharing CLIENT_CONFIG."""
-    return tuple(session.client(name, config=CLIENT_CONFIG) for name in names)
+def create_clients(session: boto3.Session, *names: str, quiet: bool = False) -> tuple[Any, ...]:
+    """One client per service name, all sharing CLIENT_CONFIG; says which of them an endpoint
+    override (AWS_ENDPOINT_URL*, or endpoint_url in the config file) points away from AWS."""
+    clients = tuple(session.client(name, config=CLIENT_CONFIG) for name in names)
+    if not quiet:
+        _report_endpoint_overrides(clients)
+    return clients
+
+
+# Hosts of AWS's own endpoints in every partition (botocore's endpoint data has no simpler test).
+_AWS_HOST_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".c2s.ic.gov",
+                      ".sc2s.sgov.gov", ".cloud.adc-e.uk", ".csp.hci.ic.gov",
+                      ".amazonwebservices.com.cn")
+
+
+def endpoint_override(client: Any, environ: Mapping[str, str] | None = None) -> str | None:
+    """Where this client's endpoint was overridden (an environment variable's name, or the
+    config file), or None when it talks to AWS's own endpoint. boto3 itself reads os.environ."""
+    environ = os.environ if environ is None else environ
+    url = (client.meta.endpoint_url or "").rstrip("/")
+    service = client.meta.service_model.service_id.hyphenize().replace("-", "_").upper()
+    for name in (f"AWS_ENDPOINT_URL_{service}", "AWS_ENDPOINT_URL"):
+        if (environ.get(name) or "").strip().rstrip("/") == url:
+            return name
+    host = urlparse(url).hostname or ""
+    if not host.endswith(_AWS_HOST_SUFFIXES):
+        return "endpoint_url in the AWS config file"
+    return None
+
+
+def _report_endpoint_overrides(clients: tuple[Any, ...]) -> None:
+    by_target: dict[tuple[str, str], list[str]] = {}
+    for client in clients:
+        source = endpoint_override(client)
+        if source:
+            by_target.setdefault((client.meta.endpoint_url, source), []).append(
+                client.meta.service_model.service_name)
+    for (url, source), services in by_target.items():
+        output.print_info(f"Endpoint override ({source}): {', '.join(services)} "
+                             f"{'goes' if len(services) == 1 else 'go'} to {url}, "
+                             "not AWS's own endpoint")

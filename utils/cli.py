@@ -138,10 +138,64 @@ def positive_float(raw: str) -> float:
 
 
 def add_common_flags(parser: EnvArgumentParser) -> None:
+    """The flags every script shares, as the AWS CLI and SAM CLI spell them."""
+    parser.add_argument("--region", metavar="REGION", default=None,
+                        help="AWS region [env: AWS_REGION, then AWS_DEFAULT_REGION; default: the "
+                             "profile's region in the AWS config file]")
+    parser.add_argument("--profile", metavar="NAME", default=None,
+                        help="AWS CLI profile for credentials (and region) [env: AWS_PROFILE; "
+                             "default: boto3's default credential chain]")
     parser.add_argument("--json", action="store_true",
                         help="print exactly one JSON document on stdout (progress on stderr)")
     parser.add_argument("--debug", action="store_true",
                         help="show a traceback for unexpected errors")
+    parser.add_argument("--version", action=_VersionAction)
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: the tool's version and the Python and boto3 it runs on (AWS CLI style)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> NoReturn:
+        sys.stdout.write(version_text(parser.prog) + "\n")  # stdout, as argparse's own action
+        parser.exit(0)
+
+
+def version_text(prog: str) -> str:
+    from importlib import metadata
+
+    from utils.version import TOOL_NAME, TOOL_VERSION
+
+    try:
+        boto3_version = metadata.version("boto3")
+    except metadata.PackageNotFoundError:
+        boto3_version = "not installed"
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"{prog} ({TOOL_NAME}) {TOOL_VERSION}, Python {python}, boto3 {boto3_version}"
+
+
+def aws_env(args: argparse.Namespace, env: Mapping[str, str]) -> Mapping[str, str]:
+    """The environment as the rest of the run sees it: --region and --profile win over
+    AWS_REGION and AWS_PROFILE, and without either region variable the profile's configured
+    region applies (as in the AWS CLI). Call it inside `run`: a missing profile is a usage error."""
+    overrides = {}
+    if getattr(args, "region", None):
+        overrides["AWS_REGION"] = args.region
+    if getattr(args, "profile", None):
+        overrides["AWS_PROFILE"] = args.profile
+    merged = {**env, **overrides}
+    if not (merged.get("AWS_REGION") or "").strip() and \
+            not (merged.get("AWS_DEFAULT_REGION") or "").strip():
+        from utils.env_validation import profile_region
+
+        region = profile_region(merged)
+        if region:
+            merged["AWS_REGION"] = region
+    return merged
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, never installed
 
 from utils import output  # noqa: E402
-from utils.cli import EnvArgumentParser, add_common_flags, environ, positive_float, run  # noqa: E402
+from utils.cli import EnvArgumentParser, add_common_flags, aws_env, environ, positive_float, run  # noqa: E402
 from utils.errors import AwsError, DeployModelError, ExitCode, ValidationError  # noqa: E402
 
 _EPILOG = """\
@@ -114,7 +114,7 @@ def main(argv=None, env=None) -> int:
     env = environ(env)
     args = build_parser().parse_with_env(argv, env)
     output.configure_output(json_mode=args.json, env=env)
-    return run(lambda: _execute(args, env), debug=args.debug)
+    return run(lambda: _execute(args, aws_env(args, env)), debug=args.debug)
 
 
 if __name__ == "__main__":

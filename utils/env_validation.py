@@ -61,6 +61,26 @@ def sagemaker_regions() -> frozenset[str]:
     return frozenset(regions)
 
 
+def profile_region(env: Mapping[str, str]) -> str | None:
+    """The `region` of the profile (AWS_PROFILE, else `default`) in the AWS config file
+    (AWS_CONFIG_FILE, else ~/.aws/config), as botocore reads it; None when it sets none.
+    Raises botocore's ProfileNotFound for a named profile that is in neither file."""
+    import botocore.exceptions
+    import botocore.session
+
+    session = botocore.session.Session()
+    for variable, name, default in (("config_file", "AWS_CONFIG_FILE", "~/.aws/config"),
+                                    ("credentials_file", "AWS_SHARED_CREDENTIALS_FILE",
+                                     "~/.aws/credentials")):
+        session.set_config_variable(variable, env.get(name) or default)
+    profile = (env.get("AWS_PROFILE") or "").strip()
+    profiles = session.full_config.get("profiles", {})
+    if profile and profile not in profiles:
+        raise botocore.exceptions.ProfileNotFound(profile=profile)
+    region = profiles.get(profile or "default", {}).get("region")
+    return region.strip() or None if isinstance(region, str) else None
+
+
 def _region(value: str) -> str | None:
     if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", value):
         return "must be an AWS region code like ca-central-1"
@@ -70,7 +90,8 @@ def _region(value: str) -> str | None:
 
 
 ENV_VARS: dict[str, EnvVarSpec] = {
-    "AWS_REGION": EnvVarSpec("AWS region for SageMaker deployment (e.g. ca-central-1)", _region),
+    "AWS_REGION": EnvVarSpec("AWS region for SageMaker deployment, e.g. ca-central-1 (or pass --region, "
+                             "or set region in your AWS profile)", _region),
     "AWS_ACCOUNT": EnvVarSpec("AWS account ID (12 digits)", _account),
     "DATA_BUCKET": EnvVarSpec("S3 bucket for model artifacts", _bucket),
     "AI_INPUT_QUEUE_URL": EnvVarSpec("SQS queue URL for AI processing", _queue_url),

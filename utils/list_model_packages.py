@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, never installed
 
 from utils import output  # noqa: E402
-from utils.cli import EnvArgumentParser, add_common_flags, environ, run  # noqa: E402
+from utils.cli import EnvArgumentParser, add_common_flags, aws_env, environ, run  # noqa: E402
 
 EXAMPLES = """\
 examples:
@@ -58,7 +58,7 @@ def main(argv=None, env=None) -> int:
     env = environ(env)
     args = build_parser().parse_with_env(argv, env)
     output.configure_output(json_mode=args.json, env=env)
-    return run(lambda: _execute(args, env), debug=args.debug)
+    return run(lambda: _execute(args, aws_env(args, env)), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, never installed
 
 from utils import output  # noqa: E402
-from utils.cli import EnvArgumentParser, add_common_flags, environ, positive_float, run  # noqa: E402
+from utils.cli import EnvArgumentParser, add_common_flags, aws_env, environ, positive_float, run  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = """\
@@ -90,7 +90,7 @@ def main(argv=None, env=None) -> int:
     parser = build_parser()
     args = parser.parse_with_env(argv, env)
     output.configure_output(json_mode=args.json, env=env)
-    return run(lambda: _execute(args, env, parser.value_sources), debug=args.debug)
+    return run(lambda: _execute(args, aws_env(args, env), parser.value_sources), debug=args.debug)
 
 
 if __name__ == "__main__":
