@@ -180,22 +180,14 @@ def version_text(prog: str) -> str:
 
 def aws_env(args: argparse.Namespace, env: Mapping[str, str]) -> Mapping[str, str]:
     """The environment as the rest of the run sees it: --region and --profile win over
-    AWS_REGION and AWS_PROFILE, and without either region variable the profile's configured
-    region applies (as in the AWS CLI). Call it inside `run`: a missing profile is a usage error."""
+    AWS_REGION and AWS_PROFILE. (Without any region variable, `get_env_var` falls back to the
+    profile's configured region, lazily: reading the config file needs botocore.)"""
     overrides = {}
     if getattr(args, "region", None):
         overrides["AWS_REGION"] = args.region
     if getattr(args, "profile", None):
         overrides["AWS_PROFILE"] = args.profile
-    merged = {**env, **overrides}
-    if not (merged.get("AWS_REGION") or "").strip() and \
-            not (merged.get("AWS_DEFAULT_REGION") or "").strip():
-        from utils.env_validation import profile_region
-
-        region = profile_region(merged)
-        if region:
-            merged["AWS_REGION"] = region
-    return merged
+    return {**env, **overrides} if overrides else env
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:

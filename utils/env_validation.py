@@ -65,15 +65,21 @@ def profile_region(env: Mapping[str, str]) -> str | None:
     """The `region` of the profile (AWS_PROFILE, else `default`) in the AWS config file
     (AWS_CONFIG_FILE, else ~/.aws/config), as botocore reads it; None when it sets none.
     Raises botocore's ProfileNotFound for a named profile that is in neither file."""
+    import os.path
+
+    files = {variable: os.path.expanduser(env.get(name) or default)
+             for variable, name, default in (
+                 ("config_file", "AWS_CONFIG_FILE", "~/.aws/config"),
+                 ("credentials_file", "AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))}
+    profile = (env.get("AWS_PROFILE") or "").strip()
+    if not profile and not any(os.path.isfile(path) for path in files.values()):
+        return None  # nothing to read: keep botocore off the usage-error path
     import botocore.exceptions
     import botocore.session
 
     session = botocore.session.Session()
-    for variable, name, default in (("config_file", "AWS_CONFIG_FILE", "~/.aws/config"),
-                                    ("credentials_file", "AWS_SHARED_CREDENTIALS_FILE",
-                                     "~/.aws/credentials")):
-        session.set_config_variable(variable, env.get(name) or default)
-    profile = (env.get("AWS_PROFILE") or "").strip()
+    for variable, path in files.items():
+        session.set_config_variable(variable, path)
     profiles = session.full_config.get("profiles", {})
     if profile and profile not in profiles:
         raise botocore.exceptions.ProfileNotFound(profile=profile)
@@ -104,10 +110,11 @@ _SECRET_MARKERS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "ACCESS_KEY", "API_K
 
 
 def get_env_var(name: str, env: Mapping[str, str], default: str | None = None) -> str | None:
-    """A variable's value, stripped; empty counts as unset. AWS_REGION falls back to AWS_DEFAULT_REGION."""
+    """A variable's value, stripped; empty counts as unset. AWS_REGION falls back to
+    AWS_DEFAULT_REGION, then to the AWS profile's region (as the AWS CLI does)."""
     value = (env.get(name) or "").strip()
     if not value and name == "AWS_REGION":
-        value = (env.get("AWS_DEFAULT_REGION") or "").strip()
+        value = (env.get("AWS_DEFAULT_REGION") or "").strip() or profile_region(env) or ""
     return value or default
 
 

@@ -16,6 +16,7 @@ from tests.conftest import ACCOUNT_ENV, REPO_ROOT, load_script
 from utils import output
 from utils.boto_session import create_clients, endpoint_override
 from utils.cli import aws_env
+from utils.env_validation import get_env_var
 from utils.version import TOOL_VERSION
 
 SCRIPTS = ["deploy-model.py", "test_endpoint.py", "utils/package-model.py",
@@ -69,15 +70,19 @@ def test_flags_win_over_environment_variables():
     assert untouched == {"AWS_REGION": "ca-central-1", "AWS_PROFILE": "prod"}
 
 
+def _region(args, env):
+    return get_env_var("AWS_REGION", aws_env(args, env))
+
+
 def test_profile_region_applies_only_without_region_variables(aws_config):
     base = {"AWS_CONFIG_FILE": aws_config}
-    assert aws_env(_ns(), base)["AWS_REGION"] == "eu-west-1"  # the default profile
-    assert aws_env(_ns(profile="dev"), base)["AWS_REGION"] == "us-west-2"
-    assert aws_env(_ns(), {**base, "AWS_PROFILE": "dev"})["AWS_REGION"] == "us-west-2"
-    assert aws_env(_ns(profile="dev"), {**base, "AWS_DEFAULT_REGION": "ap-south-1"}).get(
-        "AWS_REGION") is None  # get_env_var's AWS_DEFAULT_REGION fallback applies first
-    assert aws_env(_ns("ca-central-1", "dev"), base)["AWS_REGION"] == "ca-central-1"
-    assert "AWS_REGION" not in aws_env(_ns(profile="noregion"), base)
+    assert _region(_ns(), base) == "eu-west-1"  # the default profile
+    assert _region(_ns(profile="dev"), base) == "us-west-2"
+    assert _region(_ns(), {**base, "AWS_PROFILE": "dev"}) == "us-west-2"
+    assert _region(_ns(profile="dev"), {**base, "AWS_DEFAULT_REGION": "ap-south-1"}) == "ap-south-1"
+    assert _region(_ns("ca-central-1", "dev"), base) == "ca-central-1"
+    assert _region(_ns(profile="noregion"), base) is None
+    assert _region(_ns(), {"AWS_CONFIG_FILE": aws_config + ".missing"}) is None
 
 
 def test_list_uses_the_profiles_region_when_aws_region_is_unset(aws_config, capsys):
