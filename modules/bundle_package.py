@@ -261,4 +261,4 @@ def _approve_or_roll_back(sagemaker: Any, arn: str, *, registered_now: bool) -> 
 
 def _version_of(arn: str) -> int | None:
     tail = arn.rsplit("/", 1)[-1]
-    return int(tail) if tail.isdigit() else None
+    return int(tail) if tail.isascii() and tail.isdigit() else None

@@ -204,14 +204,17 @@ def verify_sha256(path: Path, expected: str) -> None:
 def extract_model_archive(archive: Path, destination: Path) -> int:
     """Extract a model.tar.gz into `destination`; the number of entries extracted.
 
-    Every entry is checked before anything is written. `tarfile`'s "data" filter (Python 3.12,
-    3.11.4+) checks again as it extracts.
+    Every entry is checked before anything is written: only regular files and directories under
+    relative paths, each name once. Links are refused outright, never resolved: bundles need none,
+    and a symlink chain defeats the "data" filter of Pythons without the CVE-2025-4517 fix (3.11.7
+    here), so the filter is a second layer only, not the guard.
     """
     destination.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = _bounded_members(tar)
             problems = [p for p in (_member_problem(m, destination) for m in members) if p]
+            problems += _duplicate_problems(members)
             if problems:
                 raise DeploymentFailed(
                     "The model archive holds unsafe entries; nothing was extracted",
@@ -274,17 +277,30 @@ def _member_problem(member: tarfile.TarInfo, destination: Path) -> str | None:
     return None
 
 
-def _link_problem(member: tarfile.TarInfo, destination: Path) -> str | None:
-    link = member.linkname
+def _link_problem(member: tarfile.TarInfo, destination: Path) -> str:
+    """Every link is refused; the message says how bad this one is."""
+    kind, link = ("symlink" if member.issym() else "hard link"), member.linkname
     if PurePosixPath(link).is_absolute():
-        return f"{member.name!r}: link to the absolute path {link!r}"
+        return f"{member.name!r}: {kind} to the absolute path {link!r}"
     # A symlink is relative to its own directory, a hard link to the archive root.
     base = PurePosixPath(member.name).parent if member.issym() else PurePosixPath(".")
     root = os.path.normpath(destination)
     target = os.path.normpath(os.path.join(root, str(base), link))
     if target != root and not target.startswith(root + os.sep):
-        return f"{member.name!r}: link points outside the archive ({link!r})"
-    return None
+        return f"{member.name!r}: {kind} points outside the archive ({link!r})"
+    return f"{member.name!r}: {kind} to {link!r} (a model archive holds no links)"
+
+
+def _duplicate_problems(members: list[tarfile.TarInfo]) -> list[str]:
+    """A name given twice would let a later entry replace an earlier one after its check."""
+    seen: set[str] = set()
+    problems = []
+    for member in members:
+        key = str(PurePosixPath(member.name))
+        if key in seen:
+            problems.append(f"{member.name!r}: appears more than once")
+        seen.add(key)
+    return problems
 
 
 # --- deploying --------------------------------------------------------------------------------
@@ -400,7 +416,8 @@ def server_environment(package_environment: Mapping[str, str], model_dir: Path,
 
 def _local_workers(package_environment: Mapping[str, str]) -> int:
     raw = package_environment.get("SAGEMAKER_MODEL_SERVER_WORKERS", "")
-    requested = int(raw) if raw.isdigit() and int(raw) > 0 else LOCAL_WORKERS
+    # isdigit() alone accepts '²', which int() refuses.
+    requested = int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else LOCAL_WORKERS
     return min(requested, LOCAL_WORKERS)
 
 

@@ -23,18 +23,18 @@ class EnvVarSpec:
 
 
 def _account(value: str) -> str | None:
-    return None if re.fullmatch(r"\d{12}", value) else "must be a 12-digit AWS account ID"
+    return None if re.fullmatch(r"\d{12}", value, re.ASCII) else "must be a 12-digit AWS account ID"
 
 
 def _role_arn(value: str) -> str | None:
-    if re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", value):
+    if re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", value, re.ASCII):
         return None
     return "must be an IAM role ARN like arn:aws:iam::123456789012:role/SageMakerExecutionRole"
 
 
 def _queue_url(value: str) -> str | None:
     if re.fullmatch(r"https://sqs\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/\d{12}/[\w-]{1,80}(\.fifo)?",
-                    value):
+                    value, re.ASCII):
         return None
     return ("must be an SQS queue URL like "
             "https://sqs.<region>.amazonaws.com/<12-digit account>/<queue name>")
@@ -42,7 +42,7 @@ def _queue_url(value: str) -> str | None:
 
 def _bucket(value: str) -> str | None:
     valid = (re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value)
-             and ".." not in value and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", value))
+             and ".." not in value and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", value, re.ASCII))
     return None if valid else ("must be an S3 bucket name: 3-63 lower-case letters, digits, "
                                "dots or hyphens, starting and ending with a letter or digit")
 
@@ -88,7 +88,7 @@ def profile_region(env: Mapping[str, str]) -> str | None:
 
 
 def _region(value: str) -> str | None:
-    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", value):
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", value, re.ASCII):
         return "must be an AWS region code like ca-central-1"
     if value not in sagemaker_regions():
         return "is not a region where SageMaker is available"

@@ -274,5 +274,5 @@ def _port_argument(argv: list[str]) -> int | None:
         elif arg.startswith("--port="):
             value = arg.split("=", 1)[1]
         if value is not None:
-            return int(value) if value.isdigit() else None
+            return int(value) if value.isascii() and value.isdigit() else None
     return None

@@ -264,14 +264,17 @@ def test_unsafe_archives_are_refused_before_anything_is_written(tmp_path, bad_en
     assert not Path("/tmp/deploy-model-absolute-test.txt").exists()
 
 
-def test_a_safe_archive_with_an_inner_link_is_extracted(tmp_path):
+@pytest.mark.parametrize("link", [_link("code/model-link", "../model.joblib"),
+                                  _link("code/model-hard", "model.joblib", tarfile.LNKTYPE)])
+def test_even_an_inner_link_is_refused(tmp_path, link):
+    """Bundles hold no links: resolving them is what the CVE-2025-4517 chains defeat (issue 9)."""
     archive = _tar(tmp_path / "model.tar.gz", [
-        ("model.joblib", b"m"), ("code/inference.py", b"print()"),
-        _link("code/model-link", "../model.joblib")])
+        ("model.joblib", b"m"), ("code/inference.py", b"print()"), link])
     destination = tmp_path / "model"
-    assert local_endpoint.extract_model_archive(archive, destination) == 3
-    assert (destination / "code" / "inference.py").read_text() == "print()"
-    assert (destination / "code" / "model-link").resolve() == (destination / "model.joblib")
+    with pytest.raises(DeploymentFailed, match="unsafe") as caught:
+        local_endpoint.extract_model_archive(archive, destination)
+    assert any("a model archive holds no links" in line for line in caught.value.details)
+    assert list(destination.iterdir()) == []
 
 
 @pytest.mark.parametrize("limit, value, message", [
