@@ -99,6 +99,7 @@ def client_env(url: str) -> dict[str, str]:
         **FAKE_CREDENTIALS,
         "AWS_ENDPOINT_URL": url,
         "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,  # the AWS CLI v1 (pip's awscli) reads only this one
         "AWS_ACCOUNT": ACCOUNT,
         "DATA_BUCKET": BUCKET,
         "AI_INPUT_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{QUEUE}",
@@ -117,24 +118,38 @@ def _clients(url: str):
 
 
 def seed(url: str, stack: str = STACK) -> dict[str, str]:
-    """Create the account's resources; returns what was created."""
+    """Create the account's resources; returns what is there. Idempotent: what already exists
+    (a second `seed`) is kept as it is."""
     clients = _clients(url)
     identity = clients["sts"].get_caller_identity()
     if identity["Account"] != ACCOUNT:
         raise SystemExit(f"refusing to seed account {identity['Account']}: not the emulator's")
-    clients["s3"].create_bucket(Bucket=BUCKET,
-                                CreateBucketConfiguration={"LocationConstraint": REGION})
-    clients["sqs"].create_queue(QueueName=QUEUE)
-    role = clients["iam"].create_role(RoleName=ROLE,
-                                      AssumeRolePolicyDocument=json.dumps(_ROLE_TRUST))
+    _create_once(lambda: clients["s3"].create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}),
+        "BucketAlreadyOwnedByYou")
+    clients["sqs"].create_queue(QueueName=QUEUE)  # SQS itself returns the existing queue
+    _create_once(lambda: clients["iam"].create_role(
+        RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(_ROLE_TRUST)), "EntityAlreadyExists")
+    role_arn = clients["iam"].get_role(RoleName=ROLE)["Role"]["Arn"]
     repository = push_placeholder_image(clients["ecr"], f"{stack}-inference")
-    return {"bucket": BUCKET, "queue": QUEUE, "role": role["Role"]["Arn"],
-            "image": f"{repository}:latest"}
+    return {"bucket": BUCKET, "queue": QUEUE, "role": role_arn, "image": f"{repository}:latest"}
+
+
+def _create_once(create, exists_code: str) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        create()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != exists_code:
+            raise
 
 
 def push_placeholder_image(ecr, repository_name: str, tag: str = "latest") -> str:
     """An ECR repository with an image manifest under `tag`, as a real push leaves it."""
-    repository = ecr.create_repository(repositoryName=repository_name)["repository"]
+    _create_once(lambda: ecr.create_repository(repositoryName=repository_name),
+                 "RepositoryAlreadyExistsException")
+    repository = ecr.describe_repositories(repositoryNames=[repository_name])["repositories"][0]
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -142,8 +157,9 @@ def push_placeholder_image(ecr, repository_name: str, tag: str = "latest") -> st
                    "digest": "sha256:" + "0" * 64},
         "layers": [],
     }
-    ecr.put_image(repositoryName=repository_name, imageManifest=json.dumps(manifest),
-                  imageManifestMediaType=manifest["mediaType"], imageTag=tag)
+    _create_once(lambda: ecr.put_image(
+        repositoryName=repository_name, imageManifest=json.dumps(manifest),
+        imageManifestMediaType=manifest["mediaType"], imageTag=tag), "ImageAlreadyExistsException")
     return repository["repositoryUri"]
 
 
@@ -166,9 +182,22 @@ def _main() -> int:
         for name, value in client_env(args.endpoint_url).items():
             print(f"export {name}={shlex.quote(value)}")
         return 0
-    for name, value in seed(args.endpoint_url).items():
+    try:
+        created = seed(args.endpoint_url)
+    except Exception as exc:  # noqa: BLE001 - a newcomer's command: one line, never a traceback
+        print(f"seed failed: {_one_line(exc)}", file=sys.stderr)
+        print(f"Is the emulator running at {args.endpoint_url}? Start it with: "
+              f"{shlex.quote(sys.executable)} demo/emulated_aws.py start --log moto.log",
+              file=sys.stderr)
+        return 3
+    for name, value in created.items():
         print(f"  {name:<7} {value}")
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 if __name__ == "__main__":

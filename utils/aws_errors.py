@@ -49,6 +49,8 @@ def translate_botocore_error(exc: BaseException) -> DeployModelError | None:
 def _from_client_error(exc: bce.ClientError) -> AwsError:
     code = error_code(exc)
     operation = getattr(exc, "operation_name", "request")
+    if _is_html_5xx(exc):
+        return _html_5xx_error(exc, operation)
     message = f"{operation} failed: {code}: {error_message(exc)}"
     if code in _ACCESS_DENIED:
         return AwsError(message, hint=[
@@ -63,3 +65,21 @@ def _from_client_error(exc: bce.ClientError) -> AwsError:
         return AwsError(message, hint="Your session has expired: refresh your credentials "
                                       "(e.g. aws sso login) and run again.")
     return AwsError(message)
+
+
+def _is_html_5xx(exc: bce.ClientError) -> bool:
+    metadata = exc.response.get("ResponseMetadata", {})
+    content_type = str(metadata.get("HTTPHeaders", {}).get("content-type", "")).lower()
+    message = error_message(exc).lstrip().lower()
+    return int(metadata.get("HTTPStatusCode") or 0) >= 500 and (
+        "html" in content_type or message.startswith(("<!doctype html", "<html")))
+
+
+def _html_5xx_error(exc: bce.ClientError, operation: str) -> AwsError:
+    """An HTML error page is not an AWS answer: one line instead of the page's markup."""
+    status = exc.response["ResponseMetadata"]["HTTPStatusCode"]
+    return AwsError(f"{operation} failed: HTTP {status} with an HTML page instead of an AWS "
+                    "answer", hint=[
+                        f"With AWS_ENDPOINT_URL set, the endpoint it names may not implement "
+                        f"{operation} (moto does not implement UpdateEndpoint, for one).",
+                        "Against AWS itself, try again later: it was a server-side failure."])

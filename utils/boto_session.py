@@ -71,9 +71,34 @@ def create_clients(session: boto3.Session, *names: str, quiet: bool = False) -> 
     """One client per service name, all sharing CLIENT_CONFIG; says which of them an endpoint
     override (AWS_ENDPOINT_URL*, or endpoint_url in the config file) points away from AWS."""
     clients = tuple(session.client(name, config=CLIENT_CONFIG) for name in names)
+    for client in clients:
+        # Same event name as botocore's retry handler, registered first: so it is asked first.
+        client.meta.events.register_first(
+            f"needs-retry.{client.meta.service_model.service_id.hyphenize()}",
+            _no_retry_for_html_500, unique_id="deploy-model-no-retry-html-500")
     if not quiet:
         _report_endpoint_overrides(clients)
     return clients
+
+
+def is_html_answer(http_response: Any) -> bool:
+    """An HTML page where an AWS API answers in JSON or XML: not the service's own error."""
+    content_type = (http_response.headers.get("content-type") or "").lower()
+    start = (http_response.content or b"")[:64].lstrip().lower()
+    return "html" in content_type or start.startswith((b"<!doctype html", b"<html"))
+
+
+def _no_retry_for_html_500(response: Any = None, **_: Any) -> bool | None:
+    """A 500 whose body is an HTML page (a web framework's error page: e.g. an emulator that lacks
+    the operation) came from outside the API; retrying it ten times only delays the error by
+    ~17 s. False stops botocore's retries; None leaves the decision to its standard handler, so
+    AWS's own 500s (JSON or XML bodies) and every 502/503/504 are still retried."""
+    if response is None:
+        return None
+    http_response = response[0]
+    if http_response.status_code == 500 and is_html_answer(http_response):
+        return False
+    return None
 
 
 # Hosts of AWS's own endpoints in every partition (botocore's endpoint data has no simpler test).
