@@ -110,12 +110,13 @@ def test_package_model_json_is_one_document_for_a_ci_step(aws, user_env):
     ("deploy-model.py", ["-a", "arn:aws:sagemaker:ca-central-1:123456789012:model-package/g/1",
                          "-e", "bad_name"], None, "Invalid endpoint name"),
     ("test_endpoint.py", ["-e", "qc", "-d", '{"data": [[1, 2]'], None, "Invalid JSON"),
-    ("utils/list_model_packages.py", [], "AWS_REGION", "AWS_REGION"),
+    ("utils/list_model_packages.py", [], ("AWS_REGION", "AWS_DEFAULT_REGION"), "AWS_REGION"),
     ("utils/delete_endpoint.py", ["-e", "bad_name"], None, "Invalid endpoint name"),
 ])
 def test_bad_input_is_refused_clearly_and_creates_nothing(aws, user_env, script, args, unset,
                                                           expected):
-    env = {k: v for k, v in user_env.items() if k != unset}
+    unset = unset if isinstance(unset, tuple) else (unset,)
+    env = {k: v for k, v in user_env.items() if k not in unset}
     result = run_script(script, *args, env=env)
     assert result.returncode == 2
     assert expected in result.stderr
