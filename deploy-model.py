@@ -17,7 +17,11 @@ import sys
 # a fifth of the time budget for refusing a bad ARN (about 4x a bare Python start).
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 
-from modules.deploy_validation import DEFAULT_INSTANCE_TYPE, STRATEGIES  # noqa: E402
+from modules.deploy_validation import (  # noqa: E402
+    DEFAULT_INSTANCE_TYPE,
+    DEFAULT_TIMEOUT,
+    STRATEGIES,
+)
 from utils import output  # noqa: E402
 from utils.cli import (  # noqa: E402
     EnvArgumentParser,
@@ -28,6 +32,7 @@ from utils.cli import (  # noqa: E402
     positive_int,
     run,
 )
+from utils.names import DEFAULT_STACK  # noqa: E402
 
 _EPILOG = """\
 examples:
@@ -76,7 +81,7 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--instance-count", env="INSTANCE_COUNT", default=1, type=positive_int,
                             metavar="N",
                             help="number of instances")
-    parser.add_env_argument("-s", "--stack", env="STACK", default="plmscw", metavar="NAME",
+    parser.add_env_argument("-s", "--stack", env="STACK", default=DEFAULT_STACK, metavar="NAME",
                             help="stack name: tags every resource, prefixes generated names")
     parser.add_env_argument("--tag", env="TAG", type=_tag, action="append",
                             metavar="KEY=VALUE",
@@ -104,7 +109,7 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--skip-rollback", env="SKIP_ROLLBACK", action="store_true",
                             help="on failure keep everything for debugging and print the "
                                  "cleanup commands")
-    parser.add_env_argument("--timeout", env="DEPLOY_TIMEOUT", default=1800.0, type=positive_float,
+    parser.add_env_argument("--timeout", env="DEPLOY_TIMEOUT", default=DEFAULT_TIMEOUT, type=positive_float,
                             metavar="SECONDS",
                             help="seconds to wait for InService")
     parser.add_env_argument("--poll-interval", env="DEPLOY_POLL_INTERVAL", type=positive_float,
@@ -127,7 +132,7 @@ def _execute(args, env) -> int:
     settings = settings_from_args(args, env)
     from modules.deploy_endpoint import run_deploy  # boto3 only once the input is valid
 
-    return run_deploy(settings, env)
+    return run_deploy(settings)
 
 
 def main(argv=None, env=None) -> int:

@@ -8,7 +8,8 @@ and per request:
     prediction = predict_fn(data, model)              # array -> the contract's four fields
     body, content_type = output_fn(prediction, accept)
 
-Contract (DESIGN.md section 5): request `{"data": [[f1, f2, ...], ...]}` as application/json, or
+Contract (docs/ARCHITECTURE.md, "Inference contract"):
+request `{"data": [[f1, f2, ...], ...]}` as application/json, or
 the same rows as text/csv or application/x-npy; answer
 `{"predictions", "probabilities", "class_indices", "confidence_scores"}`, one entry per row.
 Labels come from the env var CLASS_LABELS (comma-separated, one per class, in the order of the

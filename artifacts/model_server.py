@@ -5,7 +5,7 @@
 then lets gunicorn fork the workers, which inherit both. So a broken model or handler, or a port
 in use, stops the start-up with one clear line on stderr and exit code 1, before any worker runs.
 
-Why this stack (measured on a 2-core machine, DESIGN.md section 5): gunicorn sync workers around
+Why this stack (measured on a 2-core machine): gunicorn sync workers around
 a plain WSGI callable with orjson answered ~3x the requests of nginx + gevent + Flask (AWS's
 container) and ~6x those of MLflow's scoring server, with a p99 under 5 ms for one row. Sync
 workers close each connection after the answer and gunicorn sets TCP_NODELAY, so there is no

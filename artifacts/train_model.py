@@ -9,7 +9,8 @@ gives a model with the same coefficients (the pickle's bytes may differ across l
     python artifacts/train_model.py                     # writes artifacts/model.joblib
     python artifacts/train_model.py --output /tmp/m.joblib --samples 5000 --seed 7
 
-This file lives in artifacts/ and imports nothing from the deploy_model tool (see DESIGN.md).
+This file lives in artifacts/ and imports nothing from the deploy_model tool
+(docs/ARCHITECTURE.md, "Layout and the import rule").
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""What a deploy tells its user: the report of a success, and for a failure the error types
-that carry the run's facts (what was rolled back, what is left, how to remove it) into the one
-JSON document `--json` prints, the failure's details with its likely causes, and the commands
-that follow an endpoint SageMaker is still working on.
+"""Tell: what a deploy tells its user.
+
+The plan before it runs, the report of a success, and for a failure the error types that carry
+the run's facts (what was rolled back, what is left, how to remove it) into the one JSON document
+`--json` prints, the failure's details with its likely causes, and the commands that follow an
+endpoint SageMaker is still working on.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from modules.deploy_plan import DeployPlan
 from modules.deploy_settings import DeploySettings
 from modules.monitor_endpoint import MonitorResult, log_group_name
 from utils import output
@@ -87,6 +90,28 @@ def report(result: dict, settings: DeploySettings) -> None:
     output.print_info(f"Test it:   python test_endpoint.py -e {result['endpoint_name']} "
                       "-d sample-data.json")
     output.print_info(f"Delete it: python utils/delete_endpoint.py -e {result['endpoint_name']}")
+
+
+def show_plan(plan: DeployPlan) -> None:
+    output.print_section("Plan")
+    verb = ("Create endpoint" if plan.is_create
+            else f"Update endpoint in place (blue/green, {plan.strategy_name})")
+    pairs = {"Action": verb, "Endpoint": plan.endpoint_name,
+             "Model package": plan.package.arn, "Model": plan.model_name,
+             "Endpoint config": plan.config_name, "Instances": plan.variant.describe(),
+             "Variant": plan.variant_name}
+    if not plan.is_create:
+        pairs["Replaces config"] = plan.previous_config or "(none)"
+        if plan.rollback_alarms:
+            pairs["Rollback alarms"] = ", ".join(plan.rollback_alarms)
+    output.print_key_values(pairs)
+    if plan.name_was_generated:
+        output.print_info("The endpoint name was generated: every run without --endpoint-name "
+                          "creates another endpoint (and its cost). Pass -e "
+                          f"{plan.endpoint_name} to update this one in place later.")
+    if plan.is_create and (plan.rollback_alarms or plan.strategy_name != "all-at-once"):
+        output.print_info("A new endpoint starts on its config directly: --deployment-strategy "
+                          "and --rollback-alarm apply to later updates.")
 
 
 def follow_commands(endpoint_name: str, region: str) -> list[str]:

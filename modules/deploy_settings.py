@@ -6,10 +6,15 @@ Kept apart from the validation so that refusing a bad ARN never pays for definin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-DEFAULT_STACK = "plmscw"
-DEFAULT_TIMEOUT = 1800.0
-LOCAL_INSTANCE_TYPE = "local"
+from modules.deploy_validation import DEFAULT_TIMEOUT, LOCAL_INSTANCE_TYPE
+from utils.names import DEFAULT_STACK
+
+# Only these variables of the caller's environment reach a local model server: on SageMaker the
+# container sees the package's Environment alone, and a local server has no use for AWS keys.
+LOCAL_SERVER_ENV_VARS = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ",
+                         "VIRTUAL_ENV", "SYSTEMROOT")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class DeploySettings:
     tags: tuple[tuple[str, str], ...] = ()
     smoke_test: SmokeTest | None = None
     name_was_generated: bool = False
+    # Local mode only: where local endpoints are recorded, and what the server inherits.
+    state_dir: Path | None = None
+    server_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_local(self) -> bool:

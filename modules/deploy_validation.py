@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from utils import output
 from utils.errors import ValidationError
+from utils.names import MAX_NAME_LENGTH, is_sagemaker_name
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -29,9 +30,9 @@ if TYPE_CHECKING:
     from modules.deploy_settings import DeploymentStrategy, DeploySettings, SmokeTest
 
 DEFAULT_INSTANCE_TYPE = "ml.c5.2xlarge"
+DEFAULT_TIMEOUT = 1800.0
 LOCAL_INSTANCE_TYPE = "local"
 RECOMMENDED_TYPES = "ml.c5.2xlarge or ml.c5.xlarge for production, ml.t2.medium for tests"
-MAX_NAME_LENGTH = 63
 MAX_TAGS = 50
 STRATEGIES = ("all-at-once", "canary", "linear")
 # Tags deploy-model puts on every model, endpoint config and endpoint it creates. "ManagedBy" is
@@ -40,11 +41,8 @@ TAG_MANAGED_BY = "ManagedBy"
 TAG_PACKAGE = "ModelPackageArn"
 TAG_STACK = "Stack"
 TAG_ENDPOINT = "EndpointName"
-TOOL_NAME = "deploy-model"
 RESERVED_TAG_KEYS = (TAG_MANAGED_BY, TAG_PACKAGE, TAG_STACK, TAG_ENDPOINT)
 
-# A name SageMaker accepts for endpoints, endpoint configs, variants and package groups.
-_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _PARTITION_RE = re.compile(r"^aws(-[a-z]+)*$")
@@ -119,7 +117,7 @@ def _parse_package_resource(resource: str) -> tuple[str, int]:
     if len(pieces) > 2:
         raise arn_error(f"{rest!r} has too many parts: expected <group>/<version>")
     group, version = pieces
-    if not _NAME_RE.match(group):
+    if not is_sagemaker_name(group):
         raise arn_error(f"group name {group!r} is not a valid model package group name "
                         "(letters, digits and hyphens, at most 63)")
     if not version.isdigit() or int(version) < 1:
@@ -328,7 +326,18 @@ def settings_from_args(args: Any, env: Mapping[str, str],
         keep_previous=args.keep_previous, timeout=args.timeout, poll_interval=args.poll_interval,
         output_file=args.output_file, dry_run=args.dry_run, strategy=strategy,
         rollback_alarms=tuple(dict.fromkeys(args.rollback_alarm or ())), tags=tags,
-        smoke_test=smoke, name_was_generated=args.endpoint_name is None)
+        smoke_test=smoke, name_was_generated=args.endpoint_name is None,
+        **(_local_settings(env) if local else {}))
+
+
+def _local_settings(env: Mapping[str, str]) -> dict:
+    """What local mode takes from the environment, read here so that nothing later does."""
+    from modules.deploy_settings import LOCAL_SERVER_ENV_VARS
+    from utils.local_endpoints import state_dir_from_env
+
+    return {"state_dir": state_dir_from_env(env),
+            "server_env": tuple((name, env[name]) for name in LOCAL_SERVER_ENV_VARS
+                                if name in env)}
 
 
 def _package_source(args: Any) -> ModelPackageArn | None:
@@ -343,7 +352,7 @@ def _package_source(args: Any) -> ModelPackageArn | None:
             "No model package given: pass --model-package-arn (env MODEL_PACKAGE_ARN) or "
             "--model-package-group (env MODEL_PACKAGE_GROUP)", hint=_ARN_HINTS)
     if group:
-        if not _NAME_RE.match(group):
+        if not is_sagemaker_name(group):
             raise ValidationError(f"Invalid model package group: {group!r}",
                                   hint="Group names use letters, digits and hyphens, at most 63.")
         return None

@@ -38,7 +38,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from modules.bundle_artifacts import file_sha256
-from modules.deploy_plan import check_package_deployable, describe_package
+from modules.deploy_package import check_package_deployable, describe_package
+from modules.deploy_settings import LOCAL_SERVER_ENV_VARS
 from modules.upload_artifacts import parse_s3_uri
 from utils import local_endpoints, output
 from utils.errors import AwsError, DeploymentFailed, DeployModelError, DeployTimeout, ValidationError
@@ -60,10 +61,6 @@ MAX_ARCHIVE_MEMBERS = 10_000
 # empties it past this size (artifacts/model_server.py, LogCap).
 SERVER_LOG_MAX_BYTES = 10 * 1024**2
 
-# Only these variables of the caller's environment reach the server: on SageMaker the container
-# sees the package's Environment alone, and a local server has no use for the user's AWS keys.
-_INHERITED_VARS = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ",
-                   "VIRTUAL_ENV", "SYSTEMROOT")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _PORT_IN_USE = ("Address already in use", "[Errno 98]", "[Errno 48]")
 
@@ -90,8 +87,11 @@ class StartedServer:
 # --- public API -------------------------------------------------------------------------------
 
 def deploy_local(sagemaker_client: Any, s3_client: Any, *, endpoint_name: str,
-                 model_package_arn: str, state_dir: Path, timeout: float) -> dict:
-    """Serve `model_package_arn` locally as `endpoint_name`; the result document (with `url`)."""
+                 model_package_arn: str, state_dir: Path, timeout: float,
+                 inherited_env: Mapping[str, str]) -> dict:
+    """Serve `model_package_arn` locally as `endpoint_name`; the result document (with `url`).
+    The server sees the package's Environment plus the LOCAL_SERVER_ENV_VARS of
+    `inherited_env` (the caller's environment, read at the edge)."""
     started = time.monotonic()
     deadline = started + timeout
     directory = local_endpoints.endpoint_dir(state_dir, endpoint_name)
@@ -101,7 +101,7 @@ def deploy_local(sagemaker_client: Any, s3_client: Any, *, endpoint_name: str,
         previous = local_endpoints.find_endpoint(state_dir, endpoint_name)
         try:
             server, record, replaced = _deploy_new_server(s3_client, container, directory,
-                                                          previous, deadline)
+                                                          previous, deadline, inherited_env)
         except DeployModelError as error:
             if previous is not None and previous.is_running():
                 error.hints.insert(0, f"{endpoint_name} still serves its previous model at "
@@ -307,7 +307,8 @@ def _duplicate_problems(members: list[tarfile.TarInfo]) -> list[str]:
 
 def _deploy_new_server(s3_client: Any, container: PackageContainer, directory: Path,
                        previous: local_endpoints.LocalEndpoint | None,
-                       deadline: float) -> tuple[StartedServer, dict, bool]:
+                       deadline: float, inherited_env: Mapping[str, str]
+                       ) -> tuple[StartedServer, dict, bool]:
     """Stage, start and record a new server; on any failure remove exactly what this run made.
 
     Returns the server, its record, and whether a running server was replaced.
@@ -322,7 +323,8 @@ def _deploy_new_server(s3_client: Any, container: PackageContainer, directory: P
     try:
         model_dir = _fetch_model(s3_client, container, staging)
         server = start_healthy_server(model_dir, staging / local_endpoints.LOG_FILE,
-                                      container.environment, cwd=directory, deadline=deadline)
+                                      container.environment, inherited_env, cwd=directory,
+                                      deadline=deadline)
         record = _record(directory.name, container, server)
         local_endpoints.write_record(directory, record)
         committed = True  # from here on the new server is the endpoint: never stop it
@@ -399,10 +401,9 @@ def _move_into_place(staging: Path, directory: Path) -> None:
 # --- the server process -----------------------------------------------------------------------
 
 def server_environment(package_environment: Mapping[str, str], model_dir: Path,
-                       base: Mapping[str, str] | None = None) -> dict[str, str]:
+                       base: Mapping[str, str]) -> dict[str, str]:
     """What the server sees: the package's Environment, pointed at the extracted code."""
-    base = os.environ if base is None else base
-    env = {name: base[name] for name in _INHERITED_VARS if name in base}
+    env = {name: base[name] for name in LOCAL_SERVER_ENV_VARS if name in base}
     env.update(package_environment)
     env["SAGEMAKER_SUBMIT_DIRECTORY"] = str(model_dir / "code")
     env["SAGEMAKER_PROGRAM"] = package_environment.get("SAGEMAKER_PROGRAM", DEFAULT_PROGRAM)
@@ -428,12 +429,13 @@ def free_port() -> int:
 
 
 def start_healthy_server(model_dir: Path, log_path: Path, package_environment: Mapping[str, str],
-                         *, cwd: Path, deadline: float) -> StartedServer:
+                         inherited_env: Mapping[str, str], *, cwd: Path,
+                         deadline: float) -> StartedServer:
     """Start the server and wait for /ping; retries on a port taken between choosing and binding."""
     if not SERVE_SCRIPT.is_file():
         raise DeploymentFailed(f"The model server is missing: {SERVE_SCRIPT}",
                                hint="Restore artifacts/serve from the repository.")
-    env = server_environment(package_environment, model_dir)
+    env = server_environment(package_environment, model_dir, inherited_env)
     for attempt in range(1, PORT_ATTEMPTS + 1):
         server = _start_server(model_dir, log_path, env, cwd)
         problem = wait_until_healthy(server, deadline)

@@ -23,17 +23,16 @@ from utils import output
 from utils.env_validation import get_env_var, print_env_summary, validate_env_vars
 from utils.errors import ValidationError
 from utils.files import output_file_problem
+from utils.names import is_sagemaker_name
 
 REQUIRED_ENV = ("AWS_REGION", "AWS_ACCOUNT", "DATA_BUCKET", "AI_INPUT_QUEUE_URL",
                 "SAGEMAKER_EXECUTION_ROLE_ARN")
 SHOWN_ENV = (*REQUIRED_ENV, "AWS_PROFILE")
 # Shown (masked) only when set: that they are set matters, their values never appear.
 CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-DEFAULT_STACK = "plmscw"
 DEFAULT_GROUP = "PLMSCWInferenceModelGroup"
 DEFAULT_REPO = "dev"
 DEFAULT_BRANCH = "inference-data"
-_GROUP_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _STACK = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _PATH_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 _LABEL = re.compile(r"[^,\s][^,]*")
@@ -112,7 +111,7 @@ def _flag_problems(args: argparse.Namespace) -> list[str]:
         if not _PATH_PART.fullmatch(value or "") or len(value) > 128 or ".." in value:
             problems.append(f"{flag} {value!r}: letters, digits, '.', '_', '-' (and '/' between "
                             "parts), at most 128 characters; it becomes part of the S3 key")
-    if not _GROUP_NAME.fullmatch(args.model_package_group_name or ""):
+    if not is_sagemaker_name(args.model_package_group_name):
         problems.append(f"--model-package-group-name {args.model_package_group_name!r}: 1-63 "
                         "letters, digits and hyphens, starting and ending with a letter or digit")
     problems += instance_type_problems(args.instance_type)

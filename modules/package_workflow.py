@@ -22,7 +22,7 @@ from utils import output
 from utils.boto_session import TOOL_NAME, TOOL_VERSION
 from utils.files import write_text_atomically
 
-# What artifacts/inference.py accepts and answers (DESIGN.md section 5 and issue 2).
+# What artifacts/inference.py accepts and answers (docs/ARCHITECTURE.md, "Inference contract").
 CONTENT_TYPES = ["application/json", "text/csv", "application/x-npy"]
 RESPONSE_TYPES = ["application/json"]
 HANDLER_PROGRAM = "inference.py"

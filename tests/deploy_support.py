@@ -141,7 +141,7 @@ def run_deploy(argv: list[str], env: dict[str, str], timing_: Any = None) -> int
 
     args = deploy_script().build_parser().parse_with_env(argv, env)
     output.configure_output(json_mode=args.json, env=env)
-    return run(lambda: deploy(settings_from_args(args, env, datetime.now()), env, timing_),
+    return run(lambda: deploy(settings_from_args(args, env, datetime.now()), timing_),
                debug=args.debug)
 
 

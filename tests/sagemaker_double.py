@@ -1,4 +1,5 @@
-"""The ONE test double for what moto's SageMaker does not model (DESIGN.md sections 3 and 6).
+"""The ONE test double for what moto's SageMaker does not model (docs/ARCHITECTURE.md, "SageMaker
+behaviour the code relies on" and "Testing without AWS").
 
 moto keeps the state (`sagemaker_backends[account][region].endpoints`, configs, models) and
 answers every other call; this double patches moto's SageMaker *response* layer inside a context

@@ -1,4 +1,4 @@
-"""The inference contract (DESIGN.md section 5), checked in one place.
+"""The inference contract (docs/ARCHITECTURE.md, "Inference contract"), checked in one place.
 
 Request: {"data": [[f1, f2, ...], ...]}. Response: predictions, probabilities, class_indices and
 confidence_scores, one entry per row; probabilities sum to 1; class_indices index the label list;

@@ -68,7 +68,7 @@ def _stop_local(name: str, env) -> dict | None:
 
 
 def _delete_sagemaker(name: str, env, timeout: float, poll_interval: float | None) -> dict:
-    from modules.deploy_plan import delete_endpoint_with_resources
+    from modules.deploy_resources import Waiting, delete_endpoint_with_resources
     from utils.boto_session import create_clients, get_boto_session
     from utils.env_validation import get_env_var, validate_env_vars
 
@@ -76,8 +76,8 @@ def _delete_sagemaker(name: str, env, timeout: float, poll_interval: float | Non
     output.print_header(f"Deleting endpoint {name}")
     session = get_boto_session(region, get_env_var("AWS_PROFILE", env))
     (sagemaker,) = create_clients(session, "sagemaker")
-    report = delete_endpoint_with_resources(sagemaker, name, timeout=timeout,
-                                            poll_interval=poll_interval)
+    report = delete_endpoint_with_resources(
+        sagemaker, name, wait=Waiting(timeout, poll_interval))
     if report is None:
         raise AwsError(f"No endpoint named {name} in {region} (and no local endpoint)", hint=[
             f"List endpoints: aws sagemaker list-endpoints --region {region}",

@@ -75,7 +75,7 @@ class DeploymentFailed(DeployModelError):
 
 
 class ContractError(DeployModelError):
-    """An inference answer does not follow the contract (DESIGN.md section 5)."""
+    """An inference answer does not follow the contract (docs/ARCHITECTURE.md, "Inference contract")."""
 
     exit_code = ExitCode.DEPLOY_FAILED
 

@@ -20,7 +20,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -30,6 +29,7 @@ from typing import Any
 
 from utils.errors import ValidationError
 from utils.files import write_text_atomically
+from utils.names import is_sagemaker_name
 
 ENDPOINTS_DIR = "endpoints"
 RECORD_FILE = "endpoint.json"
@@ -38,9 +38,6 @@ MODEL_DIR = "model"
 SERVER_SCRIPT_MARKER = "artifacts/serve"
 CONTAINER_SERVE_COMMAND = "serve"  # the same script on PATH, as the Dockerfile installs it
 
-# SageMaker's endpoint-name rule (DESIGN.md section 3). Checked here as well because the name
-# becomes a directory name: it must never carry a path separator or `..`.
-_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _HAS_PROC = Path("/proc/self/stat").exists()
 
 
@@ -59,7 +56,9 @@ def endpoints_root(state_dir: Path) -> Path:
 
 
 def is_valid_local_name(name: str) -> bool:
-    return bool(_ENDPOINT_NAME.fullmatch(name or ""))
+    # SageMaker's endpoint-name rule, checked here as well because the name becomes a directory
+    # name: it must never carry a path separator or `..`.
+    return is_sagemaker_name(name)
 
 
 def endpoint_dir(state_dir: Path, name: str) -> Path:

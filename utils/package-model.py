@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from utils import output  # noqa: E402
 from utils.cli import EnvArgumentParser, add_common_flags, aws_env, environ, positive_float, run  # noqa: E402
+from utils.names import DEFAULT_STACK  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = """\
@@ -37,7 +38,7 @@ def build_parser() -> EnvArgumentParser:
         prog="package-model.py", epilog=EXAMPLES,
         description="Bundle, upload, register and approve a model package (steps 1-5).")
     add = parser.add_env_argument
-    add("-s", "--stack", env="STACK", default="plmscw", help="main stack name")
+    add("-s", "--stack", env="STACK", default=DEFAULT_STACK, help="main stack name")
     add("-t", "--instance-type", env="INSTANCE_TYPE", default="ml.c5.2xlarge",
         help="real-time instance type the package supports ('local' is ignored)")
     add("-g", "--model-package-group-name", env="MODEL_PACKAGE_GROUP_NAME",

@@ -289,8 +289,13 @@ def test_local_instance_type_hands_over_to_local_mode(aws, env, capsys, monkeypa
     captured = capsys.readouterr()
     doc = one_json_document(captured.out)
     assert doc["url"] == "http://127.0.0.1:8123" and doc["instance_type"] == "local"
+    # The server's inherited variables come from the env main() was given, never os.environ.
+    from modules.deploy_settings import LOCAL_SERVER_ENV_VARS
+
+    inherited = {k: v for k, v in no_role.items() if k in LOCAL_SERVER_ENV_VARS}
     assert calls == [{"endpoint_name": "qc-local", "model_package_arn": arn,
-                      "state_dir": tmp_path / "state", "timeout": 1800.0}]
+                      "state_dir": tmp_path / "state", "timeout": 1800.0,
+                      "inherited_env": inherited}]
     assert "Ignored in local mode: --instance-count" in captured.err
     assert resources(aws.sagemaker) == EMPTY  # nothing on SageMaker
 

@@ -361,10 +361,10 @@ def test_ctrl_c_before_update_endpoint_was_sent_removes_the_new_config_and_model
         aws, env, capsys, monkeypatch):
     existing_endpoint(aws, env, capsys)
     before = resources(aws.sagemaker)
-    from modules import deploy_plan
+    from modules import deploy_resources
 
     def config_then_ctrl_c(*args, **kwargs):
-        deploy_plan.create_endpoint_config(*args, **kwargs)
+        deploy_resources.create_endpoint_config(*args, **kwargs)
         raise KeyboardInterrupt  # the model and config exist; UpdateEndpoint was not sent
 
     monkeypatch.setattr("modules.deploy_endpoint.create_endpoint_config", config_then_ctrl_c)
@@ -400,7 +400,7 @@ def _expired_token(*args, **kwargs):
 
 
 def test_an_aws_error_while_watching_a_create_rolls_it_back(aws, env, capsys, monkeypatch):
-    monkeypatch.setattr("modules.deploy_endpoint.monitor_and_tail", _expired_token)
+    monkeypatch.setattr("modules.deploy_watch.monitor_and_tail", _expired_token)
     assert deploy(aws, env, "-e", "qc-expired", "--json") == 3
     doc = one_json_document(capsys.readouterr().out)
     assert "ExpiredTokenException" in doc["error"] and doc["exit_code"] == 3
@@ -413,7 +413,7 @@ def test_an_aws_error_while_watching_an_update_leaves_it_running_and_says_how(
         aws, env, capsys, monkeypatch):
     old_config, _ = existing_endpoint(aws, env, capsys)
     aws.update_takes(10_000)
-    monkeypatch.setattr("modules.deploy_endpoint.monitor_and_tail", _expired_token)
+    monkeypatch.setattr("modules.deploy_watch.monitor_and_tail", _expired_token)
     assert deploy(aws, env, "-e", "qc-live", "--json") == 3
     captured = capsys.readouterr()
     doc = one_json_document(captured.out)
@@ -429,7 +429,7 @@ def test_a_bug_while_watching_a_create_still_rolls_it_back(aws, env, capsys, mon
     def bug(*args, **kwargs):
         raise KeyError("EndpointStatus")
 
-    monkeypatch.setattr("modules.deploy_endpoint.monitor_and_tail", bug)
+    monkeypatch.setattr("modules.deploy_watch.monitor_and_tail", bug)
     assert deploy(aws, env, "-e", "qc-bug", "--json") == 1
     doc = one_json_document(capsys.readouterr().out)
     assert "Unexpected internal error: KeyError" in doc["error"]
@@ -488,11 +488,11 @@ def _update_endpoint_answers_error(monkeypatch, *, got_through: bool) -> None:
     first (a botocore retry of a request whose answer was lost meets the update in progress)."""
     from botocore.exceptions import ClientError
 
-    from modules import deploy_plan
+    from modules import deploy_resources
 
     def start(sagemaker, plan, resources):
         if got_through:
-            deploy_plan.start_endpoint(sagemaker, plan, resources)
+            deploy_resources.start_endpoint(sagemaker, plan, resources)
         raise ClientError({"Error": {"Code": "ValidationException",
                                      "Message": "Cannot update in-progress endpoint"}},
                           "UpdateEndpoint")

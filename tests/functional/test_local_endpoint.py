@@ -130,7 +130,7 @@ def no_stray_servers(state_dir):
 def deploy(aws, arn: str, state_dir: Path, name: str = "qc-local", timeout: float = DEPLOY_TIMEOUT):
     sagemaker, s3 = aws
     return deploy_local(sagemaker, s3, endpoint_name=name, model_package_arn=arn,
-                        state_dir=state_dir, timeout=timeout)
+                        state_dir=state_dir, timeout=timeout, inherited_env=os.environ)
 
 
 def invoke_json(capsys, state_dir, name: str, rows, *extra: str) -> tuple[int, dict]:

@@ -1,10 +1,10 @@
-"""The packaging entry scripts stay light on the argument-error path (issue 2, DESIGN.md section 4).
+"""The packaging entry scripts stay light on the argument-error path (issue 2).
 
 Each case runs the real script in a fresh interpreter (nothing imported by the test session can
 mask an import) and reports which heavy libraries were in `sys.modules` when it exited. boto3 and
 the SageMaker SDK must never be loaded before the run's input has been accepted; botocore is
 loaded by exactly one check, package-model's instance-type check (botocore's service model lists
-the valid types, DESIGN.md section 3), so it is absent wherever that check does not run.
+the valid types), so it is absent wherever that check does not run.
 """
 
 from __future__ import annotations

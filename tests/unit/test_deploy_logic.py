@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from botocore.exceptions import ClientError
 
-from modules import deploy_plan, deploy_report
+from modules import deploy_package, deploy_plan, deploy_report, deploy_resources
 from modules.deploy_settings import DeploymentStrategy
 from modules.monitor_endpoint import container_error_lines
 from utils.endpoint_operations import console_url, poll_delays
@@ -44,39 +44,39 @@ def _client_error(code: str) -> ClientError:
 
 
 def test_run_resources_record_only_what_aws_accepted():
-    resources = deploy_plan.RunResources()
-    resources.track(deploy_plan.Resource("model", "m"), lambda: {})
+    resources = deploy_resources.RunResources()
+    resources.track(deploy_resources.Resource("model", "m"), lambda: {})
     with pytest.raises(ClientError):
-        resources.track(deploy_plan.Resource("endpoint-config", "c"),
+        resources.track(deploy_resources.Resource("endpoint-config", "c"),
                         lambda: (_ for _ in ()).throw(_client_error("ResourceInUse")))
-    assert resources.to_remove() == [deploy_plan.Resource("model", "m")]
+    assert resources.to_remove() == [deploy_resources.Resource("model", "m")]
 
 
 def test_a_call_cut_short_leaves_its_resource_to_roll_back_first():
-    resources = deploy_plan.RunResources()
-    resources.track(deploy_plan.Resource("model", "m"), lambda: {})
-    resources.track(deploy_plan.Resource("endpoint-config", "c"), lambda: {})
+    resources = deploy_resources.RunResources()
+    resources.track(deploy_resources.Resource("model", "m"), lambda: {})
+    resources.track(deploy_resources.Resource("endpoint-config", "c"), lambda: {})
 
     def interrupted():
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        resources.track(deploy_plan.Resource("endpoint", "e"), interrupted)
+        resources.track(deploy_resources.Resource("endpoint", "e"), interrupted)
     assert [r.kind for r in resources.to_remove()] == ["endpoint", "endpoint-config", "model"]
 
 
 def test_delete_commands_are_exact_and_quoted():
-    assert deploy_plan.Resource("endpoint", "qc").delete_command("ca-central-1") == (
+    assert deploy_resources.Resource("endpoint", "qc").delete_command("ca-central-1") == (
         "aws sagemaker delete-endpoint --endpoint-name qc --region ca-central-1")
-    assert deploy_plan.Resource("model", "m-1").delete_command("eu-west-1") == (
+    assert deploy_resources.Resource("model", "m-1").delete_command("eu-west-1") == (
         "aws sagemaker delete-model --model-name m-1 --region eu-west-1")
-    assert deploy_plan.Resource("endpoint-config", "c").delete_command("us-east-1") == (
+    assert deploy_resources.Resource("endpoint-config", "c").delete_command("us-east-1") == (
         "aws sagemaker delete-endpoint-config --endpoint-config-name c --region us-east-1")
 
 
 def test_class_labels_from_the_package_environment():
     def package(labels):
-        return deploy_plan.PackageInfo("arn", "g", 1, "Approved", "Completed", None, None,
+        return deploy_package.PackageInfo("arn", "g", 1, "Approved", "Completed", None, None,
                                        {"CLASS_LABELS": labels} if labels else {})
 
     assert package("qc_pass,qc_fail").class_labels == ["qc_pass", "qc_fail"]

@@ -1,0 +1,297 @@
+"""Do and undo: the SageMaker resources a deploy creates, and taking exactly those away again.
+
+`KINDS` is the one table of resource kinds (model, endpoint config, endpoint): how each is
+created, how its ARN (and so its tags) is read back, how it is deleted, in which order it goes.
+Everything that creates, checks ownership of, or deletes a resource goes through it.
+
+- `RunResources`: every resource this run creates is recorded the moment AWS accepts it; rollback
+  deletes those and nothing else (an update never deletes the endpoint it updated).
+- `superseded_resources`: after a successful update, the previous config and its model, when
+  deploy-model created them (read back from their tags) and nothing uses them any more.
+- `delete_endpoint_with_resources`: what utils/delete_endpoint.py removes.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore import exceptions as bce
+
+from modules.deploy_plan import DeployPlan
+from modules.deploy_validation import TAG_MANAGED_BY
+from modules.monitor_endpoint import delete_endpoint
+from utils import output
+from utils.aws_errors import error_message
+from utils.endpoint_operations import describe_endpoint, is_not_found
+from utils.errors import Terminated
+from utils.names import TOOL_NAME
+
+ROLLBACK_WAIT_SECONDS = 900.0
+ENDPOINT, CONFIG, MODEL = "endpoint", "endpoint-config", "model"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """How long a delete may wait for an endpoint to go; tests pass a fake clock."""
+
+    seconds: float = ROLLBACK_WAIT_SECONDS
+    poll_interval: float | None = None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    name: str
+    name_param: str  # the API's parameter, e.g. ModelName
+    delete_order: int  # endpoint first, then its config, then the model
+    create: Callable[..., dict]
+    describe: Callable[[Any, str], dict]
+    arn_key: str
+    delete: Callable[[Any, str, Waiting], None]
+
+    @property
+    def cli_flag(self) -> str:
+        return f"--{self.name}-name"
+
+
+def _delete_endpoint(sagemaker: Any, name: str, wait: Waiting) -> None:
+    output.print_info(f"Deleting endpoint {name} and waiting until it is gone")
+    delete_endpoint(sagemaker, name, timeout=wait.seconds, poll_interval=wait.poll_interval,
+                    sleep=wait.sleep, clock=wait.clock)
+
+
+def _ignoring_not_found(call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except bce.ClientError as exc:
+        if not is_not_found(exc):
+            raise
+
+
+KINDS: dict[str, ResourceKind] = {kind.name: kind for kind in (
+    ResourceKind(
+        ENDPOINT, "EndpointName", 0,
+        create=lambda sm, name, **kw: sm.create_endpoint(EndpointName=name, **kw),
+        describe=lambda sm, name: sm.describe_endpoint(EndpointName=name),
+        arn_key="EndpointArn", delete=_delete_endpoint),
+    ResourceKind(
+        CONFIG, "EndpointConfigName", 1,
+        create=lambda sm, name, **kw: sm.create_endpoint_config(EndpointConfigName=name, **kw),
+        describe=lambda sm, name: sm.describe_endpoint_config(EndpointConfigName=name),
+        arn_key="EndpointConfigArn",
+        delete=lambda sm, name, wait: _ignoring_not_found(
+            lambda: sm.delete_endpoint_config(EndpointConfigName=name))),
+    ResourceKind(
+        MODEL, "ModelName", 2,
+        create=lambda sm, name, **kw: sm.create_model(ModelName=name, **kw),
+        describe=lambda sm, name: sm.describe_model(ModelName=name),
+        arn_key="ModelArn",
+        delete=lambda sm, name, wait: _ignoring_not_found(
+            lambda: sm.delete_model(ModelName=name))),
+)}
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str  # a key of KINDS
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+    @property
+    def spec(self) -> ResourceKind:
+        return KINDS[self.kind]
+
+    def delete_command(self, region: str) -> str:
+        return (f"aws sagemaker delete-{self.kind} {self.spec.cli_flag} {shlex.quote(self.name)} "
+                f"--region {region}")
+
+
+def resource_arn(sagemaker: Any, resource: Resource) -> str | None:
+    """The resource's ARN as AWS describes it now; None when it does not exist."""
+    try:
+        return resource.spec.describe(sagemaker, resource.name).get(resource.spec.arn_key)
+    except bce.ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def tags_of(sagemaker: Any, arn: str | None) -> dict[str, str]:
+    if not arn:
+        return {}
+    tags = sagemaker.list_tags(ResourceArn=arn).get("Tags", [])
+    return {t.get("Key", ""): t.get("Value", "") for t in tags}
+
+
+def created_by_tool(sagemaker: Any, arn: str | None) -> bool:
+    return tags_of(sagemaker, arn).get(TAG_MANAGED_BY) == TOOL_NAME
+
+
+@dataclass
+class RunResources:
+    """What this run created, in creation order. A call interrupted mid-flight leaves its
+    resource `uncertain`: rollback tries it too (the name is this run's own, so it can be no one
+    else's), while a call AWS refused created nothing and is not recorded."""
+
+    created: list[Resource] = field(default_factory=list)
+    uncertain: Resource | None = None
+
+    def track(self, resource: Resource, call: Callable[[], Any]) -> Any:
+        self.uncertain = resource
+        try:
+            answer = call()
+        except bce.ClientError:
+            self.uncertain = None
+            raise
+        self.uncertain = None
+        self.created.append(resource)
+        return answer
+
+    def to_remove(self) -> list[Resource]:
+        """Endpoint first, then its config, then the model (reverse creation order)."""
+        pending = list(self.created) + ([self.uncertain] if self.uncertain else [])
+        return sorted(dict.fromkeys(pending), key=lambda r: r.spec.delete_order)
+
+    def forget(self, removed: list[Resource]) -> None:
+        gone = set(removed)
+        self.created = [r for r in self.created if r not in gone]
+
+
+def create(sagemaker: Any, resources: RunResources, resource: Resource, **params: Any) -> dict:
+    """Create `resource` through the table, recording it for rollback."""
+    return resources.track(resource, lambda: resource.spec.create(sagemaker, resource.name,
+                                                                  **params))
+
+
+def create_model(sagemaker: Any, plan: DeployPlan, resources: RunResources) -> None:
+    output.print_info(f"Creating model {plan.model_name}")
+    create(sagemaker, resources, Resource(MODEL, plan.model_name),
+           ExecutionRoleArn=plan.role_arn, Containers=[{"ModelPackageName": plan.package.arn}],
+           Tags=plan.aws_tags)
+
+
+def create_endpoint_config(sagemaker: Any, plan: DeployPlan, resources: RunResources) -> None:
+    output.print_info(f"Creating endpoint config {plan.config_name} ({plan.variant.describe()})")
+    create(sagemaker, resources, Resource(CONFIG, plan.config_name),
+           ProductionVariants=[v.production_variant() for v in plan.variants], Tags=plan.aws_tags)
+
+
+def start_endpoint(sagemaker: Any, plan: DeployPlan, resources: RunResources) -> str | None:
+    """CreateEndpoint, or UpdateEndpoint for an existing one (never recorded for deletion).
+    Returns the endpoint's ARN."""
+    if plan.is_create:
+        output.print_info(f"Creating endpoint {plan.endpoint_name}")
+        answer = create(sagemaker, resources, Resource(ENDPOINT, plan.endpoint_name),
+                        EndpointConfigName=plan.config_name, Tags=plan.aws_tags)
+        return answer.get("EndpointArn")
+    output.print_info(f"Updating endpoint {plan.endpoint_name} to config {plan.config_name}")
+    sagemaker.update_endpoint(EndpointName=plan.endpoint_name,
+                              EndpointConfigName=plan.config_name,
+                              DeploymentConfig=plan.deployment_config)
+    return plan.endpoint_arn
+
+
+# ---------------------------------------------------------------------------------------------
+# Undo
+
+
+@dataclass
+class RollbackReport:
+    removed: list[Resource] = field(default_factory=list)
+    left: list[Resource] = field(default_factory=list)
+    problem: str | None = None
+    interrupted: BaseException | None = None
+
+    def lines(self, region: str) -> list[str]:
+        lines = []
+        if self.removed:
+            lines.append("Rolled back: deleted " + ", ".join(map(str, self.removed)))
+        if self.problem:
+            lines.append(f"Rollback stopped: {self.problem}")
+        if self.left:
+            lines.append("Left behind; remove with:")
+            lines += [f"  {r.delete_command(region)}" for r in self.left]
+        elif self.removed:
+            lines.append("Nothing this run created is left behind.")
+        return lines
+
+
+def rollback(sagemaker: Any, resources: list[Resource], *, wait: Waiting | None = None
+             ) -> RollbackReport:
+    """Delete `resources` in order. A second Ctrl-C (or SIGTERM) stops it, leaving the rest
+    listed with the commands that remove them; so does an endpoint that will not go away
+    (its config and model stay while it may still use them)."""
+    wait = wait or Waiting()
+    report = RollbackReport()
+    pending = list(resources)
+    try:
+        while pending:
+            resource = pending[0]
+            resource.spec.delete(sagemaker, resource.name, wait)
+            report.removed.append(pending.pop(0))
+            output.print_info(f"Deleted {resource}")
+    except (KeyboardInterrupt, Terminated) as interrupt:
+        report.interrupted = interrupt
+        report.problem = "interrupted"
+    except (bce.ClientError, bce.BotoCoreError, TimeoutError) as exc:
+        report.problem = f"could not delete {pending[0]}: {error_message(exc)}"
+    report.left = pending
+    return report
+
+
+def cleanup_commands(resources: list[Resource], region: str) -> list[str]:
+    return [resource.delete_command(region) for resource in resources]
+
+
+def superseded_resources(sagemaker: Any, plan: DeployPlan) -> tuple[list[Resource], list[str]]:
+    """The previous config and models that deploy-model made and nothing uses now; also the
+    names kept because something else made them."""
+    previous = plan.previous
+    if previous is None or not previous.config_name or previous.config_name == plan.config_name:
+        return [], []
+    if not created_by_tool(sagemaker, previous.config_arn):
+        return [], [f"{CONFIG} {previous.config_name}"]
+    removable = [Resource(CONFIG, previous.config_name)]
+    kept = []
+    for model in previous.models:
+        if model == plan.model_name:
+            continue
+        arn = resource_arn(sagemaker, Resource(MODEL, model))
+        if arn and created_by_tool(sagemaker, arn):
+            removable.append(Resource(MODEL, model))
+        elif arn:
+            kept.append(f"{MODEL} {model}")
+    return removable, kept
+
+
+def delete_endpoint_with_resources(sagemaker: Any, endpoint_name: str, *,
+                                   wait: Waiting | None = None) -> RollbackReport | None:
+    """Delete an endpoint, then its current config and that config's models. None when there is
+    no such endpoint."""
+    current = describe_endpoint(sagemaker, endpoint_name)
+    if current is None:
+        return None
+    resources = [Resource(ENDPOINT, endpoint_name)]
+    config_name = current.get("EndpointConfigName")
+    if config_name:
+        resources.append(Resource(CONFIG, config_name))
+        resources += [Resource(MODEL, m) for m in config_models(sagemaker, config_name)]
+    return rollback(sagemaker, resources, wait=wait)
+
+
+def config_models(sagemaker: Any, config_name: str) -> list[str]:
+    try:
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+    except bce.ClientError as exc:
+        if is_not_found(exc):
+            return []
+        raise
+    return list(dict.fromkeys(v["ModelName"] for v in config.get("ProductionVariants", [])
+                              if v.get("ModelName")))
