@@ -9,15 +9,17 @@ user-agent suffix so our calls are recognisable in CloudTrail. boto3 itself hono
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
 
-from utils import output
-from utils.errors import AwsError
+from utils import output, redaction
+from utils.errors import AwsError, ValidationError
 from utils.version import TOOL_NAME, TOOL_VERSION
 
 __all__ = ["CLIENT_CONFIG", "TOOL_NAME", "TOOL_VERSION", "create_clients", "endpoint_override",
@@ -52,10 +54,48 @@ def get_boto_session(region: str, profile: str | None = None, *, quiet: bool = F
             "Set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
             "(plus AWS_SESSION_TOKEN for temporary keys), or run where an IAM role is attached.",
             "Check with: aws sts get-caller-identity"])
+    check_credentials(credentials)
     if not quiet:
         output.print_info(f"AWS credentials: {describe_credential_source(credentials, profile)}; "
                           f"region {region}")
     return session
+
+
+_CREDENTIAL_FIELDS = (("access_key", "AWS_ACCESS_KEY_ID", "access key ID"),
+                      ("secret_key", "AWS_SECRET_ACCESS_KEY", "secret access key"),
+                      ("token", "AWS_SESSION_TOKEN", "session token"))
+_HEADER_SAFE = re.compile(r"[!-~]+")  # printable ASCII, no space: what AWS keys and tokens use
+
+
+def check_credentials(credentials: Any) -> None:
+    """Refuse keys that no request can carry (a stray '\\r' from a Windows-edited file, a trailing
+    newline), naming the variable but never its value; mask the keys in all output from now on.
+
+    Refreshable credentials (roles, SSO) are left alone: reading them would call AWS, and they
+    come from AWS, not from a user's shell."""
+    if isinstance(credentials, RefreshableCredentials):
+        return
+    values = {attr: getattr(credentials, attr, None) for attr, _, _ in _CREDENTIAL_FIELDS}
+    redaction.remember_secrets(values.values())
+    for attr, variable, what in _CREDENTIAL_FIELDS:
+        value = values[attr]
+        if value and not _HEADER_SAFE.fullmatch(value):
+            raise ValidationError(_bad_credential_message(credentials, variable, what, value),
+                                  hint=_BAD_CREDENTIAL_HINT)
+
+
+_BAD_CREDENTIAL_HINT = [
+    "Copy the value again without surrounding spaces or line ends; for a variable, e.g.: "
+    "export AWS_SESSION_TOKEN=\"$(printf %s \"$AWS_SESSION_TOKEN\" | tr -d '\\r\\n ')\"",
+    "Check with: aws sts get-caller-identity"]
+
+
+def _bad_credential_message(credentials: Any, variable: str, what: str, value: str) -> str:
+    position, char = next((i, c) for i, c in enumerate(value) if not _HEADER_SAFE.fullmatch(c))
+    source = getattr(credentials, "method", "") or "unknown"
+    name = variable if source == "env" else f"The {what} from {_SOURCES.get(source, source)}"
+    return (f"{name} holds a character that no AWS request can carry: {char!r} at position "
+            f"{position + 1} of {len(value)} (the value is not shown)")
 
 
 def describe_credential_source(credentials: Any, profile: str | None) -> str:

@@ -227,7 +227,7 @@ def run(body: Callable[[], int], *, debug: bool = False) -> int:
         if translated is not None:
             return _report(translated)
         if debug:
-            traceback.print_exc()
+            output.print_traceback(traceback.format_exc())
         return _report(DeployModelError(
             f"Unexpected internal error: {type(exc).__name__}: {exc}",
             hint="Re-run with --debug for a traceback and report it as a bug."))

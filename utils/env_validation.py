@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from utils import output
 from utils.errors import ValidationError
+from utils.redaction import MASK, is_secret
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,6 @@ ENV_VARS: dict[str, EnvVarSpec] = {
     "AWS_PROFILE": EnvVarSpec("AWS CLI profile for authentication (optional)"),
 }
 
-_SECRET_MARKERS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "ACCESS_KEY", "API_KEY", "CREDENTIAL",
-                   "PRIVATE")
-
-
 def get_env_var(name: str, env: Mapping[str, str], default: str | None = None) -> str | None:
     """A variable's value, stripped; empty counts as unset. AWS_REGION falls back to
     AWS_DEFAULT_REGION, then to the AWS profile's region (as the AWS CLI does)."""
@@ -154,15 +151,10 @@ def _env_error(missing: list[str], malformed: list[str]) -> ValidationError:
                                 "and run again.")
 
 
-def is_secret(name: str) -> bool:
-    upper = name.upper()
-    return any(marker in upper for marker in _SECRET_MARKERS)
-
-
 def mask_value(name: str, value: str | None) -> str:
     if value is None:
         return "(not set)"
-    return "****" if is_secret(name) else value
+    return MASK if is_secret(name) else value
 
 
 def print_env_summary(values: Mapping[str, str | None]) -> None:

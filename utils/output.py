@@ -3,15 +3,19 @@
 Human-readable progress goes to stdout by default. In JSON mode (`--json`) stdout carries exactly one
 JSON document, written by `print_json_result`, and all progress moves to stderr, so a CI step can
 pipe stdout straight into `jq`. Errors and warnings always go to stderr. Colour only on a terminal
-and never when NO_COLOR is set (https://no-color.org).
+and never when NO_COLOR is set (https://no-color.org). Every line passes through `utils.redaction`:
+a known secret value is masked wherever it appears, even inside an exception's text.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
+
+from utils import redaction
 
 _RESET = "\033[0m"
 _COLOURS = {"green": "\033[32m", "red": "\033[31m", "yellow": "\033[33m", "cyan": "\033[36m",
@@ -35,6 +39,9 @@ def configure_output(*, json_mode: bool = False, env: Mapping[str, str] | None =
                      stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> None:
     """Set the mode once per run, at the edge where the environment is read."""
     no_colour = env is not None and "NO_COLOR" in env and env["NO_COLOR"] != ""
+    # boto3 reads os.environ whatever mapping the script was given: mask both.
+    redaction.forget_secrets()
+    redaction.remember_secret_variables(env or {}, os.environ)
     _state.json_mode = json_mode
     _state.colour = False if no_colour else None
     _state.stdout = stdout
@@ -65,7 +72,7 @@ def _paint(text: str, colour: str, stream: IO[str]) -> str:
 
 
 def _write(stream: IO[str], text: str) -> None:
-    stream.write(text + "\n")
+    stream.write(redaction.redact(text) + "\n")
     stream.flush()
 
 
@@ -114,6 +121,11 @@ def print_error(message: str, *, details: Sequence[str] = (), hints: Sequence[st
         _write(stream, "What to do:")
         for hint in hints:
             _write(stream, f"  - {hint}")
+
+
+def print_traceback(text: str) -> None:
+    """A traceback (--debug only), masked like every other line."""
+    _write(_err(), text.rstrip("\n"))
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
