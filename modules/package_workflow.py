@@ -199,6 +199,48 @@ def publish_package(prepared: PreparedPackage, *, sagemaker: Any, s3: Any,
     return result_document(prepared, registration, uploaded)
 
 
+def plan_package(prepared: PreparedPackage, *, sagemaker: Any, s3: Any,
+                 ecr: Any) -> dict[str, Any]:
+    """--dry-run: every check a real run makes, with read-only calls only; what it would do."""
+    settings, bundle, request = prepared.settings, prepared.bundle, prepared.request
+    check_aws_prerequisites(prepared, s3=s3, ecr=ecr)
+    existing = bundle_package.find_matching_package(sagemaker, request)
+    bundle_package.ensure_not_rejected(existing)
+    stored = upload_artifacts.stored_sha256(s3, settings.bucket, prepared.key)
+    group_exists = bundle_package.describe_group(sagemaker, settings.group_name) is not None
+    actions = [f"upload {bundle.path.name} ({output.format_bytes(bundle.size)}) to "
+               f"{request.model_data_url}" if stored != bundle.sha256 else
+               f"keep {request.model_data_url} (the same bundle is already there)"]
+    if not group_exists:
+        actions.append(f"create model package group {settings.group_name}")
+    if existing is not None:
+        actions.append(f"re-use {existing['ModelPackageArn']} (unchanged artifacts and settings)")
+        if bundle_package.approval_status(existing) != bundle_package.APPROVED:
+            actions.append("approve it")
+    else:
+        actions.append(f"register a new version in {settings.group_name} and approve it")
+    if settings.output_file:
+        actions.append(f"write its ARN to {settings.output_file}")
+    return {"dry_run": True, "actions": actions,
+            "existing_model_package_arn": existing["ModelPackageArn"] if existing else None,
+            "model_package_group_name": settings.group_name, "group_exists": group_exists,
+            "would_upload": stored != bundle.sha256, "model_data_url": request.model_data_url,
+            "image_uri": request.image_uri, "sha256": bundle.sha256,
+            "bundle_bytes": bundle.size, "instance_type": settings.instance_type,
+            "environment": request.environment}
+
+
+def report_plan(plan: dict[str, Any]) -> None:
+    if output.is_json_mode():
+        output.print_json_result(plan)
+        return
+    output.print_header("Dry run: nothing was uploaded or registered")
+    output.print_line("A real run would:")
+    for number, action in enumerate(plan["actions"], 1):
+        output.print_line(f"  {number}. {action}")
+    output.print_info("Run again without --dry-run to do it.")
+
+
 def check_aws_prerequisites(prepared: PreparedPackage, *, s3: Any, ecr: Any) -> None:
     settings = prepared.settings
     image = prepared.image

@@ -43,6 +43,11 @@ LINEAR_EXAMPLES = ("LogisticRegression, SGDClassifier(loss='log_loss'), "
                    "SVC(kernel='linear', probability=True) or CalibratedClassifierCV(LinearSVC())")
 
 
+# Stands for the version in hints written before the model is loaded; replaced by the real one
+# (the model's own scikit-learn) once the child has loaded it.
+SAVED_VERSION = "<version the model was saved with>"
+
+
 @dataclass(frozen=True)
 class Problem:
     file: Path | str
@@ -202,13 +207,13 @@ def parse_sklearn_pin(path: Path) -> tuple[str | None, list[Problem]]:
             if pin is None:
                 problems.append(Problem(path, f"line {number}: '{line}' does not pin one exact "
                                         "scikit-learn version", "Pin it exactly "
-                                        "(scikit-learn==<version the model was saved with>): a "
+                                        "(scikit-learn==" + SAVED_VERSION + "): a "
                                         "pickled model only loads reliably on that version."))
             else:
                 pins.append(pin)
     if not pins and not problems:
         problems.append(Problem(path, "does not list scikit-learn",
-                                "Add scikit-learn==<version the model was saved with>."))
+                                "Add scikit-learn==" + SAVED_VERSION + "."))
     if len(set(pins)) > 1:
         problems.append(Problem(path, f"pins scikit-learn more than once ({', '.join(pins)})",
                                 "Keep one scikit-learn line."))
@@ -372,6 +377,14 @@ def model_problems(result: dict[str, Any], model_path: Path,
     return problems
 
 
+def name_saved_version(problems: list[Problem], result: dict[str, Any]) -> list[Problem]:
+    """Hints that say 'pin the version the model was saved with' name it, once it is known."""
+    if not (result.get("load") or {}).get("ok") or "error" in (result.get("model") or {"error": 1}):
+        return problems
+    saved = saved_sklearn_version(result)
+    return [Problem(p.file, p.what, p.todo.replace(SAVED_VERSION, saved)) for p in problems]
+
+
 def saved_sklearn_version(result: dict[str, Any]) -> str:
     """The scikit-learn version the model was pickled with (no warning on load: this one's)."""
     saved = result["load"].get("saved_sklearn_versions") or []
@@ -429,6 +442,7 @@ def run_preflight(artifacts_dir: Path, *, class_labels: list[str] | None = None,
         problems += sample_issues
     result = run_child(artifacts_dir, rows=rows, smoke=not problems, class_labels=class_labels,
                        timeout=timeout, env=env)
+    problems = name_saved_version(problems, result)
     problems += model_problems(result, paths[MODEL_FILE], class_labels)
     if problems:
         raise PreflightFailed(problems, artifacts_dir)

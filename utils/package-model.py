@@ -27,6 +27,7 @@ examples:
   python utils/package-model.py -s plmscw -g MyModelGroup --repo-name prod \\
       --import-branch-name inference-v2 -t ml.c5.xlarge -o model_arn.txt
   python utils/package-model.py --artifacts-dir ./my-model --sample-data sample-data.json --json
+  python utils/package-model.py --dry-run      # every check, then what it would do; changes nothing
 
 required environment variables:
   AWS_REGION, AWS_ACCOUNT, DATA_BUCKET, AI_INPUT_QUEUE_URL, SAGEMAKER_EXECUTION_ROLE_ARN
@@ -60,6 +61,9 @@ def build_parser() -> EnvArgumentParser:
         help='JSON {"data": [[...]]} for the smoke run (default: generated rows)')
     add("--class-labels", env="CLASS_LABELS", metavar="LABELS",
         help="comma-separated labels, one per class (default: inference.py's qc_pass,qc_fail)")
+    add("--dry-run", env="DRY_RUN", action="store_true",
+        help="make every check (artifacts, image, bucket, existing packages) and show what a run "
+             "would do; upload, register and write nothing")
     add("--preflight-timeout", env="PREFLIGHT_TIMEOUT", default=60.0, type=positive_float,
         metavar="SECONDS", help="limit for loading the model and the smoke run")
     add_common_flags(parser)
@@ -81,6 +85,10 @@ def _execute(args, env, sources) -> int:
         output.print_section("Checking AWS resources")
         session = get_boto_session(settings.region, settings.profile)
         sagemaker, s3, ecr = create_clients(session, "sagemaker", "s3", "ecr")
+        if args.dry_run:
+            workflow.report_plan(workflow.plan_package(prepared, sagemaker=sagemaker, s3=s3,
+                                                       ecr=ecr))
+            return 0
         result = workflow.publish_package(prepared, sagemaker=sagemaker, s3=s3, ecr=ecr)
     workflow.report_result(result, settings)
     return 0

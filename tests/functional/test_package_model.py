@@ -410,3 +410,35 @@ def test_no_temporary_files_are_left_behind(env, aws_account, artifacts_copy, tm
 def test_region_of_the_package_arn_and_account(package, env):
     doc = json.loads(package(["--json"], env)[1])
     assert doc["model_package_arn"].split(":")[3:5] == [REGION, "123456789012"]
+
+
+def test_dry_run_checks_everything_and_changes_nothing(package, env, aws_account, tmp_path):
+    arn_file = tmp_path / "model_arn.txt"
+    code, out, err = package(["--dry-run", "--output-file", str(arn_file)], env)
+    assert code == 0, err
+    assert "Dry run: nothing was uploaded or registered" in out
+    assert "create model package group PLMSCWInferenceModelGroup" in out
+    assert "register a new version in PLMSCWInferenceModelGroup and approve it" in out
+    assert f"write its ARN to {arn_file}" in out
+    assert registry_state(aws_account["sagemaker"]) == EMPTY
+    assert bucket_keys(aws_account["s3"]) == [] and not arn_file.exists()
+
+
+def test_dry_run_after_a_run_says_it_would_reuse_the_package(package, env, aws_account):
+    code, out, err = package(["--json"], env)
+    assert code == 0, err
+    arn = json.loads(out)["model_package_arn"]
+    before = registry_state(aws_account["sagemaker"])
+    code, out, err = package(["--dry-run", "--json"], env)
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["dry_run"] is True and plan["existing_model_package_arn"] == arn
+    assert plan["would_upload"] is False and plan["group_exists"] is True
+    assert plan["actions"][-1] == f"re-use {arn} (unchanged artifacts and settings)"
+    assert registry_state(aws_account["sagemaker"]) == before
+
+
+def test_dry_run_still_refuses_a_missing_bucket(package, env, aws_account):
+    code, out, err = package(["--dry-run"], {**env, "DATA_BUCKET": "no-such-bucket"})
+    assert code == 3 and "no-such-bucket" in err
+    assert registry_state(aws_account["sagemaker"]) == EMPTY

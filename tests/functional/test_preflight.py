@@ -250,3 +250,16 @@ def _processes_running(text: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+@pytest.mark.parametrize("requirements", ["scikit-learn>=1.5\n", "numpy\n"])
+def test_requirements_hints_name_the_version_the_model_was_saved_with(artifacts_copy,
+                                                                      requirements):
+    import sklearn
+
+    directory = artifacts_copy(requirements=requirements)
+    with pytest.raises(PreflightFailed) as caught:
+        run_preflight(directory, env=ENV)
+    text = problems_of(caught)
+    assert f"scikit-learn=={sklearn.__version__}" in text  # the test model is saved with this one
+    assert "<version the model was saved with>" not in text
