@@ -60,6 +60,7 @@ class PackageSettings:
     preflight_timeout: float
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    dry_run: bool = False
 
 
 def settings_from_args(args: argparse.Namespace, env: Mapping[str, str],
@@ -91,7 +92,8 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str],
         output_file=Path(args.output_file) if args.output_file else None,
         sample_data=Path(args.sample_data) if args.sample_data else None,
         class_labels=labels, preflight_timeout=args.preflight_timeout,
-        notes=(*notes, *instance_notes), warnings=instance_warnings)
+        notes=(*notes, *instance_notes), warnings=instance_warnings,
+        dry_run=bool(getattr(args, "dry_run", False)))
 
 
 def _env_values(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:

@@ -85,7 +85,7 @@ def _execute(args, env, sources) -> int:
         output.print_section("Checking AWS resources")
         session = get_boto_session(settings.region, settings.profile)
         sagemaker, s3, ecr = create_clients(session, "sagemaker", "s3", "ecr")
-        if args.dry_run:
+        if settings.dry_run:
             workflow.report_plan(workflow.plan_package(prepared, sagemaker=sagemaker, s3=s3,
                                                        ecr=ecr))
             return 0

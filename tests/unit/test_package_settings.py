@@ -62,9 +62,23 @@ _AS_SETTINGS = {"output_file": Path, "artifacts_dir": Path, "sample_data": Path,
                 "class_labels": lambda raw: raw.split(","), "preflight_timeout": float}
 
 
+# on/off options: parser dest -> (flag, env var, settings field)
+SWITCHES = {"dry_run": ("--dry-run", "DRY_RUN", "dry_run")}
+
+
 def test_every_option_has_a_flag_an_env_var_and_a_precedence_test():
     options = {option.dest: option.env for option in SCRIPT.build_parser()._env_options}
-    assert options == {dest: spec[1] for dest, spec in FLAGS.items()}
+    assert options == {**{dest: spec[1] for dest, spec in FLAGS.items()},
+                       **{dest: spec[1] for dest, spec in SWITCHES.items()}}
+
+
+@pytest.mark.parametrize("dest", sorted(SWITCHES))
+def test_switch_flag_or_env_var_turns_it_on(dest):
+    flag, env_name, field = SWITCHES[dest]
+    assert getattr(settings([]), field) is False
+    assert getattr(settings([], {**ACCOUNT_ENV, env_name: "1"}), field) is True
+    assert getattr(settings([], {**ACCOUNT_ENV, env_name: "0"}), field) is False
+    assert getattr(settings([flag], {**ACCOUNT_ENV, env_name: "0"}), field) is True
 
 
 @pytest.mark.parametrize("dest", sorted(FLAGS))
