@@ -8,7 +8,8 @@ neighbours. Like AWS's container (sagemaker_sklearn_container.serving):
 - `input_fn`, `predict_fn`, `output_fn` are optional and default to decoding JSON/CSV/NPY into a
   numpy array, `model.predict`, and encoding the result as JSON/CSV/NPY for the Accept type;
 - alternatively `transform_fn(model, body, content_type, accept)` does all three, and may not be
-  combined with them.
+  combined with them;
+- `execution_parameters_fn()` (optional) answers GET /execution-parameters for Batch Transform.
 
 `output_fn` (or `transform_fn`) may return `(body, content_type)`, a body alone (bytes or str,
 sent as the Accept type), or a response object with `get_data()` (Flask/werkzeug, as AWS's
@@ -74,6 +75,7 @@ class Handlers:
     model_fn: Callable[[str], Any]
     transform: Callable[[Any, bytes, str, str], Any]  # (model, body, content_type, accept)
     provided: tuple[str, ...]  # the handler names the module defines, for the start-up line
+    execution_parameters: Callable[[], Any] | None = None  # GET /execution-parameters
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -107,18 +109,21 @@ def handlers_from_module(module: ModuleType, source: Path) -> Handlers:
     if not callable(model_fn):
         raise HandlerError(f"{source} defines no model_fn(model_dir): the server needs it to load "
                            "the model (the AWS scikit-learn container requires it too)")
-    provided = tuple(name for name in ("model_fn", "transform_fn", *_HANDLER_NAMES)
+    provided = tuple(name for name in ("model_fn", "transform_fn", *_HANDLER_NAMES,
+                                       "execution_parameters_fn")
                      if callable(getattr(module, name, None)))
+    execution_parameters = getattr(module, "execution_parameters_fn", None)
+    execution_parameters = execution_parameters if callable(execution_parameters) else None
     transform_fn = getattr(module, "transform_fn", None)
     if callable(transform_fn):
         if set(provided) & set(_HANDLER_NAMES):
             raise HandlerError(f"{source} defines transform_fn together with input_fn, predict_fn "
                                "or output_fn: use either transform_fn alone or the other three")
-        return Handlers(source, model_fn, transform_fn, provided)
+        return Handlers(source, model_fn, transform_fn, provided, execution_parameters)
     return Handlers(source, model_fn, _compose(
         getattr(module, "input_fn", None) or default_input_fn,
         getattr(module, "predict_fn", None) or default_predict_fn,
-        getattr(module, "output_fn", None) or default_output_fn), provided)
+        getattr(module, "output_fn", None) or default_output_fn), provided, execution_parameters)
 
 
 def _compose(input_fn: Callable, predict_fn: Callable, output_fn: Callable) -> Callable:

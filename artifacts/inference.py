@@ -7,10 +7,12 @@ and per request:
     data = input_fn(body, content_type)               # bytes -> 2-D float64 array
     prediction = predict_fn(data, model)              # array -> the contract's four fields
     body, content_type = output_fn(prediction, accept)
+and, for SageMaker Batch Transform, `execution_parameters_fn()` (GET /execution-parameters).
 
 Contract (docs/ARCHITECTURE.md, "Inference contract"):
-request `{"data": [[f1, f2, ...], ...]}` as application/json, or
-the same rows as text/csv or application/x-npy; answer
+request `{"data": [[f1, f2, ...], ...]}` as application/json (or
+the bare `[[f1, f2, ...], ...]` the SageMaker SDK's JSONSerializer sends), or the same rows as
+text/csv or application/x-npy; answer
 `{"predictions", "probabilities", "class_indices", "confidence_scores"}`, one entry per row.
 Labels come from the env var CLASS_LABELS (comma-separated, one per class, in the order of the
 model's `classes_`), default `qc_pass,qc_fail`.
@@ -32,6 +34,7 @@ joblib, scikit-learn, scipy (a scikit-learn dependency) and optionally orjson.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -47,6 +50,7 @@ except ImportError:  # pragma: no cover - exercised only where orjson is absent
     orjson = None
 
 MODEL_FILE = "model.joblib"
+MODEL_SHA256_VAR = "MODEL_JOBLIB_SHA256"  # registered with the package (package-model.py)
 DEFAULT_LABELS = ("qc_pass", "qc_fail")
 JSON_TYPE = "application/json"
 CSV_TYPE = "text/csv"
@@ -134,6 +138,7 @@ def model_fn(model_dir: str) -> LoadedModel:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{MODEL_FILE} not found in {model_dir}: the model archive must "
                                 f"hold {MODEL_FILE} at its root")
+    verify_sha256(path, os.environ.get(MODEL_SHA256_VAR))
     try:
         estimator = joblib.load(path)
     except Exception as exc:  # a pickle can fail in many ways; say which file and what to check
@@ -141,6 +146,22 @@ def model_fn(model_dir: str) -> LoadedModel:
                          "a model written by joblib.dump with the scikit-learn version pinned in "
                          "requirements.txt?") from exc
     return load_model(estimator, os.environ.get("CLASS_LABELS"))
+
+
+def verify_sha256(path: str, expected: str | None) -> None:
+    """Refuse to unpickle a model file that is not the one registered with the package.
+
+    Unpickling runs code, so the check comes first. Our model server checks the same digest
+    before calling model_fn; this copy is for AWS's prebuilt image, which runs only this file.
+    """
+    if not expected or not expected.strip():
+        return
+    with open(path, "rb") as handle:
+        actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    if actual != expected.strip().lower():
+        raise ValueError(f"{path} has sha256 {actual}, not the {expected.strip()} registered in "
+                         f"{MODEL_SHA256_VAR}: the model file was changed or replaced; refusing "
+                         "to unpickle it")
 
 
 def load_model(estimator: Any, class_labels: str | None = None) -> LoadedModel:
@@ -211,7 +232,8 @@ def input_fn(body: bytes | str, content_type: str | None) -> np.ndarray:
     """Decode a request body into a 2-D float64 array of finite numbers."""
     media_type = _media_type(content_type) or JSON_TYPE
     if media_type == JSON_TYPE:
-        return _rows_to_matrix(_decode_json(body), "'data'", strict=_may_hold_booleans(body))
+        rows, what = json_rows(_decode_json(body))
+        return _rows_to_matrix(rows, what, strict=_may_hold_booleans(body))
     if media_type == CSV_TYPE:
         return _rows_to_matrix(_decode_csv(body), "text/csv body")
     if media_type == NPY_TYPE:
@@ -238,14 +260,25 @@ def _decode_json(body: bytes | str) -> Any:
     except UnicodeDecodeError as exc:  # the stdlib's json on bytes that are not UTF-8
         raise InferenceInputError(f"The JSON body is not valid UTF-8 ({exc.reason}); "
                                   f"expected {_EXAMPLE}") from None
+    return payload
+
+
+def json_rows(payload: Any) -> tuple[Any, str]:
+    """The rows of a decoded JSON request and how to name them in messages (pure, no numpy).
+
+    `{"data": rows}` (ours) or a bare `rows` array (what the SageMaker SDK's default
+    JSONSerializer sends); the rows themselves are checked by `_rows_to_matrix`.
+    """
+    if isinstance(payload, list):
+        return payload, "the JSON array"
     if not isinstance(payload, dict):
-        raise InferenceInputError(f"Expected a JSON object with a 'data' key, like {_EXAMPLE}; "
-                                  f"got a JSON {_json_kind(payload)}")
+        raise InferenceInputError(f"Expected a JSON object with a 'data' key, like {_EXAMPLE}, "
+                                  f"or a bare array of rows; got a JSON {_json_kind(payload)}")
     if "data" not in payload:
         keys = ", ".join(repr(key) for key in list(payload)[:5]) or "none"
         raise InferenceInputError(f"Missing the 'data' key (keys found: {keys}); expected "
-                                  f"{_EXAMPLE}")
-    return payload["data"]
+                                  f"{_EXAMPLE}, or a bare array of rows")
+    return payload["data"], "'data'"
 
 
 def _json_kind(value: Any) -> str:
@@ -415,3 +448,19 @@ def _accepts_json(accept: str | None) -> bool:
     if not accept or not accept.strip():
         return True
     return any(_media_type(choice) in _JSON_ACCEPTS for choice in accept.split(","))
+
+
+# --- execution_parameters_fn ------------------------------------------------------------------
+
+MAX_PAYLOAD_MB = 6  # SageMaker's limit for a real-time invocation body
+
+
+def execution_parameters_fn() -> dict[str, Any]:
+    """GET /execution-parameters, asked by SageMaker Batch Transform before it sends records.
+
+    A dict: AWS's container (Flask) and ours both answer it as JSON. One request per worker at
+    a time, whole rows per request (MULTI_RECORD), and SageMaker's 6 MB body limit.
+    """
+    workers = os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "")
+    return {"MaxConcurrentTransforms": int(workers) if workers.isdigit() else os.cpu_count() or 1,
+            "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": MAX_PAYLOAD_MB}

@@ -1,27 +1,36 @@
-"""The model server: SageMaker's hosting contract on gunicorn sync workers and a plain WSGI app.
+"""The model server: SageMaker's hosting contract on granian (a Rust HTTP core) and a small app.
 
 `serve` (next to this file) calls `main()`. It loads the handler module (SAGEMAKER_SUBMIT_DIRECTORY
-/ SAGEMAKER_PROGRAM, see handler_loader.py) and the model ONCE, opens the listening socket, and only
-then lets gunicorn fork the workers, which inherit both. So a broken model or handler, or a port
-in use, stops the start-up with one clear line on stderr and exit code 1, before any worker runs.
+/ SAGEMAKER_PROGRAM, see handler_loader.py), checks `model.joblib` against the sha256 registered
+with the package (MODEL_JOBLIB_SHA256) and loads the model ONCE, checks that the port is free, and
+only then lets granian fork the workers, which inherit the loaded model. So a broken or tampered
+model or handler, or a port in use, stops the start-up with one clear line on stderr and exit
+code 1, before any worker runs.
 
-Why this stack (measured on a 2-core machine): gunicorn sync workers around
-a plain WSGI callable with orjson answered ~3x the requests of nginx + gevent + Flask (AWS's
-container) and ~6x those of MLflow's scoring server, with a p99 under 5 ms for one row. Sync
-workers close each connection after the answer and gunicorn sets TCP_NODELAY, so there is no
-keep-alive Nagle stall (the 44 ms one seen with multi-worker uvicorn).
+Why this stack (measured on a 2-core machine with wrk on loopback, `make bench`): granian parses
+HTTP and holds every connection in Rust, so keep-alive costs nothing, slow or hostile clients
+(headers or bodies trickling in) wait in Rust, not in a Python worker, and a worker's Python runs
+only the routing and the handlers. Its RSGI interface hands the body over as an awaitable: a body
+that trickles in holds no thread (its WSGI interface reads the body in a blocking thread, so a
+few slow uploads stopped every worker). The app answers from the event loop of each worker.
 
-Routes: GET /ping (200 once the model is loaded, which is before the socket accepts anything),
+Routes: GET /ping (200 once the model is loaded, which is before the port accepts anything),
 POST /invocations, GET /execution-parameters (batch transform). Errors are JSON {"error": ...}:
-400 bad input, 406 unsupported Accept, 413 body over 6 MB (judged from Content-Length before
-reading), 415 unsupported Content-Type, 500 only for real faults; a worker survives them all.
+400 bad input, 404/405 unknown route or method, 406 unsupported Accept, 408 body not received in
+time, 413 body over 6 MB (judged from Content-Length before a byte is read), 415 unsupported
+Content-Type, 500 only for real faults, 504 for a request over the timeout. Requests that are
+not HTTP at all (an unparseable request line or header) never reach the app: granian answers
+them with an empty 400 (431 for headers over its buffer) and closes the connection.
 One line per request on stdout: method, path, status, latency in ms.
 
 Settings: flags --host/--port/--model-dir (env SAGEMAKER_BIND_TO_PORT, SM_MODEL_DIR), env
 SAGEMAKER_MODEL_SERVER_WORKERS (default: the CPUs this process may use), SAGEMAKER_MODEL_SERVER_TIMEOUT
-(60 s per request), SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT (application/json). SIGTERM: gunicorn
-stops accepting, lets running requests finish (at most GRACEFUL_TIMEOUT s, well inside the 30 s
-SageMaker waits before SIGKILL) and exits 0.
+(60 s per request: reading the body and the handlers together), SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT
+(application/json), MODEL_JOBLIB_SHA256 (the expected digest of model.joblib). A handler still
+busy past the timeout gets its request a 504 and its worker replaced (Python cannot stop a
+running function; gunicorn's sync workers behaved the same). A worker that dies is replaced.
+SIGTERM: the server stops accepting, lets running requests finish (at most GRACEFUL_TIMEOUT s,
+well inside the 30 s SageMaker waits before SIGKILL) and exits 0.
 
 MODEL_SERVER_LOG_MAX_BYTES (not a SageMaker variable; local mode sets it) caps a log FILE that
 stdout appends to: past that size the file is emptied and starts again with a note and the
@@ -31,15 +40,19 @@ start-up line (`LogCap`). In the container stdout is a pipe to CloudWatch and th
 from __future__ import annotations
 
 import argparse
+import asyncio
 import fcntl
+import hashlib
+import multiprocessing
 import os
+import re
 import socket
 import stat
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +77,14 @@ DEFAULT_MODEL_DIR = "/opt/ml/model"
 DEFAULT_PROGRAM = "inference.py"
 DEFAULT_TIMEOUT = 60
 GRACEFUL_TIMEOUT = 20  # SageMaker sends SIGKILL 30 s after SIGTERM
+HEADER_READ_TIMEOUT = 15  # seconds for a client to send its request line and headers
 LOG_MAX_BYTES_VAR = "MODEL_SERVER_LOG_MAX_BYTES"
+MODEL_SHA256_VAR = "MODEL_JOBLIB_SHA256"
+MODEL_FILE = "model.joblib"
 MIN_LOG_MAX_BYTES = 4096  # room for the start-up line and a traceback
 JSON_TYPE = "application/json"
 BUILTIN_HANDLERS_DIR = Path(__file__).resolve().parent  # the image's own inference.py
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class StartupError(Exception):
@@ -85,6 +102,7 @@ class Settings:
     timeout: int
     default_accept: str
     log_max_bytes: int = 0  # 0: no cap
+    model_sha256: str | None = None  # None: not registered, not checked
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -97,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                "module (default: <model-dir>/code/inference.py if present, else the image's own "
                "inference.py); SAGEMAKER_MODEL_SERVER_WORKERS (default: CPU count); "
                "SAGEMAKER_MODEL_SERVER_TIMEOUT (default: 60 s); CLASS_LABELS for inference.py; "
+               f"{MODEL_SHA256_VAR} (refuse to start unless model.joblib has this sha256); "
                f"{LOG_MAX_BYTES_VAR} (empty a log file stdout appends to past this size; "
                "default: no cap).")
     parser.add_argument("--host", help=f"address to listen on (default: {DEFAULT_HOST})")
@@ -125,7 +144,8 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
                              env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT"), DEFAULT_TIMEOUT, 1, 3600),
         default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or JSON_TYPE,
         log_max_bytes=_int_setting(LOG_MAX_BYTES_VAR, env.get(LOG_MAX_BYTES_VAR), 0,
-                                   MIN_LOG_MAX_BYTES, 2**50, allow_zero=True))
+                                   MIN_LOG_MAX_BYTES, 2**50, allow_zero=True),
+        model_sha256=_sha256_setting(env.get(MODEL_SHA256_VAR)))
 
 
 def _int_setting(name: str, raw: Any, default: int, low: int, high: int,
@@ -139,6 +159,15 @@ def _int_setting(name: str, raw: Any, default: int, low: int, high: int,
         raise StartupError(f"{name} must be a whole number {allowed}, got {raw!r}") from None
     if not (low <= value <= high or (allow_zero and value == 0)):
         raise StartupError(f"{name} must be {allowed}, got {value}")
+    return value
+
+
+def _sha256_setting(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().lower()
+    if not _SHA256.fullmatch(value):
+        raise StartupError(f"{MODEL_SHA256_VAR} must be 64 hex digits (a sha256), got {raw!r}")
     return value
 
 
@@ -162,6 +191,23 @@ def _cpu_count() -> int:
 
 # --- start-up ---------------------------------------------------------------------------------
 
+def verify_model_file(model_dir: Path, expected: str | None) -> str:
+    """Refuse a model.joblib whose sha256 is not the registered one: unpickling runs code."""
+    if expected is None:
+        return f"not checked ({MODEL_SHA256_VAR} not set)"
+    path = model_dir / MODEL_FILE
+    try:
+        with open(path, "rb") as handle:
+            actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise StartupError(f"cannot check {path} against {MODEL_SHA256_VAR}: {exc}") from None
+    if actual != expected:
+        raise StartupError(f"{path} has sha256 {actual}, not the {expected} registered in "
+                           f"{MODEL_SHA256_VAR}: the model file was changed or replaced; "
+                           "refusing to unpickle it")
+    return "sha256 verified"
+
+
 def load_model(handlers: Handlers, model_dir: Path) -> Any:
     if not model_dir.is_dir():
         raise StartupError(f"the model directory {model_dir} does not exist")
@@ -172,17 +218,15 @@ def load_model(handlers: Handlers, model_dir: Path) -> Any:
                            f"{model_dir}: {handler_loader.describe_exception(exc)}") from exc
 
 
-def open_listener(host: str, port: int) -> socket.socket:
-    """Bind before forking so that a port in use fails at once (gunicorn would retry for 5 s)."""
+def check_port_free(host: str, port: int) -> None:
+    """Fail at once, with one line, when the port is taken (granian would log a traceback)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind((host, port))
-    except OSError as exc:
-        listener.close()
-        raise StartupError(f"cannot listen on {host}:{port}: {exc}") from None
-    return listener
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {host}:{port}: {exc}") from None
 
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -216,6 +260,20 @@ def describe_model(model: Any) -> str:
     return f"{name}, {n_features} features" if n_features is not None else name
 
 
+# --- logging ----------------------------------------------------------------------------------
+
+_stamp_cache: tuple[int, str] = (0, "")
+
+
+def _stamp() -> str:
+    """The log time stamp, formatted once per second (a request costs one write, not a strftime)."""
+    global _stamp_cache
+    now = int(time.time())
+    if _stamp_cache[0] != now:
+        _stamp_cache = (now, time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(now)))
+    return _stamp_cache[1]
+
+
 def log_line(text: str, stream: int = 1) -> None:
     """One unbuffered write per line: lines from several workers never interleave."""
     if _log_cap is not None:  # before the write, so the newest line (a traceback?) always stays
@@ -224,8 +282,7 @@ def log_line(text: str, stream: int = 1) -> None:
 
 
 def _write_line(fd: int, text: str) -> None:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    os.write(fd, f"[{stamp}] [{os.getpid()}] {text}\n".encode("utf-8", "replace"))
+    os.write(fd, f"[{_stamp()}] [{os.getpid()}] {text}\n".encode("utf-8", "replace"))
 
 
 class LogCap:
@@ -271,28 +328,6 @@ class LogCap:
 _log_cap: LogCap | None = None  # set in the master before fork: every worker inherits it
 
 
-def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    env = os.environ if env is None else env
-    args = build_parser().parse_args(argv)
-    try:
-        settings = settings_from(args, env)
-        handlers = handler_loader.load_handlers(settings.submit_dir, settings.program)
-        model = load_model(handlers, settings.model_dir)
-        blas_threads = limit_native_threads(env)
-        listener = open_listener(settings.host, settings.port)
-    except (StartupError, HandlerError) as exc:
-        log_line(f"model server: cannot start: {exc}", stream=2)
-        return 1
-    app = InferenceApp(handlers, model, settings.default_accept, workers=settings.workers)
-    ready = (f"model server ready: {describe_model(model)} from {settings.model_dir}, handlers "
-             f"{handlers.source} ({', '.join(handlers.provided)}), {settings.workers} sync "
-             f"worker(s) on http://{settings.host}:{settings.port}, timeout {settings.timeout} s, "
-             f"{blas_threads} native thread(s) per worker")
-    _cap_stdout(settings.log_max_bytes, ready)
-    GunicornServer(app, settings, listener, ready).run()  # exits the process when stopped
-    return 0
-
-
 def _cap_stdout(max_bytes: int, first_line: str) -> None:
     global _log_cap
     _log_cap = LogCap.for_fd(1, max_bytes)
@@ -302,7 +337,47 @@ def _cap_stdout(max_bytes: int, first_line: str) -> None:
         log_line(f"{LOG_MAX_BYTES_VAR} ignored: stdout is not a file opened for appending")
 
 
-# --- the WSGI app -----------------------------------------------------------------------------
+# --- main -------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args, env)
+        handlers = handler_loader.load_handlers(settings.submit_dir, settings.program)
+        integrity = verify_model_file(settings.model_dir, settings.model_sha256)
+        model = load_model(handlers, settings.model_dir)
+        blas_threads = limit_native_threads(env)
+        check_port_free(settings.host, settings.port)
+    except (StartupError, HandlerError) as exc:
+        log_line(f"model server: cannot start: {exc}", stream=2)
+        return 1
+    app = InferenceApp(handlers, model, settings.default_accept, workers=settings.workers,
+                       timeout=settings.timeout)
+    ready = (f"model server ready: {describe_model(model)} from {settings.model_dir}, handlers "
+             f"{handlers.source} ({', '.join(handlers.provided)}), {settings.workers} worker(s) "
+             f"on http://{settings.host}:{settings.port}, timeout {settings.timeout} s, "
+             f"{blas_threads} native thread(s) per worker, {MODEL_FILE} {integrity}")
+    _cap_stdout(settings.log_max_bytes, ready)
+    log_line(ready)
+    code = GranianServer(app, settings).run()
+    log_line(f"model server stopped (exit code {code})")
+    return code
+
+
+# --- the app ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Request:
+    """What the app needs of an HTTP request; `body` only once it was read."""
+
+    method: str
+    path: str
+    content_type: str = JSON_TYPE
+    accept: str = ""
+    content_length: str = ""  # as sent; "" when absent (chunked)
+    body: bytes = b""
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -312,9 +387,15 @@ class Answer:
     detail: str | None = None  # the error message, for the request log
     allow: str | None = None  # for 405
 
+    def headers(self) -> list[tuple[str, str]]:
+        headers = [("content-type", self.content_type)]
+        if self.allow:
+            headers.append(("allow", self.allow))
+        return headers
 
-def error_answer(status: int, message: str) -> Answer:
-    return Answer(status, _json({"error": message}), detail=message)
+
+def error_answer(status: int, message: str, allow: str | None = None) -> Answer:
+    return Answer(status, _json({"error": message}), detail=message, allow=allow)
 
 
 _PING = Answer(200, _json({"status": "healthy"}))
@@ -322,74 +403,130 @@ _ROUTES = {"/ping": "GET", "/invocations": "POST", "/execution-parameters": "GET
 
 
 class InferenceApp:
-    """The WSGI callable: routes, size limit, the handlers, errors as JSON answers, request log."""
+    """Routes, size limit, the handlers, errors as JSON answers, request log; granian's RSGI app.
+
+    `refuse` and `respond` are plain functions of a `Request` (tests call them directly);
+    `__rsgi__` only reads the request off the connection and writes the answer back.
+    """
 
     def __init__(self, handlers: Handlers, model: Any, default_accept: str = JSON_TYPE,
-                 max_body_bytes: int = MAX_BODY_BYTES, workers: int = 1) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES, workers: int = 1,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
         self.handlers = handlers
         self.model = model
         self.default_accept = default_accept
         self.max_body_bytes = max_body_bytes
         self.workers = workers
+        self.timeout = timeout
+        self.watchdog: Watchdog | None = None
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    # granian's hooks: once per worker process, then once per request
+    def __rsgi_init__(self, _loop: Any) -> None:
+        self.watchdog = Watchdog(self.timeout)
+        self.watchdog.start()
+        log_line(f"worker started (pid {os.getpid()})")
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         started = time.perf_counter()
-        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/"
-        answer = self.route(method, path, environ)
-        headers = [("Content-Type", answer.content_type), ("Content-Length", str(len(answer.body)))]
-        if answer.allow:
-            headers.append(("Allow", answer.allow))
-        start_response(f"{answer.status} {HTTPStatus(answer.status).phrase}", headers)
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        request = request_from_scope(scope)
+        answer = self.refuse(request)
+        if answer is None:
+            answer = await self.read_body(request, protocol, started)
+        if isinstance(answer, Request):
+            with self.watchdog.guard(protocol) if self.watchdog else _NO_GUARD:
+                answer = self.respond(answer)
+        try:
+            protocol.response_bytes(answer.status, answer.headers(), answer.body)
+        except RuntimeError:  # the watchdog answered 504 already, or the client left
+            return
+        self.log(request, answer, started)
+
+    def log(self, request: Request, answer: Answer, started: float) -> None:
         note = f" - {answer.detail}" if answer.detail else ""
-        log_line(f"{method} {path} {answer.status} {elapsed_ms:.2f} ms{note}")
-        return [answer.body]
+        log_line(f"{request.method} {request.path} {answer.status} "
+                 f"{(time.perf_counter() - started) * 1000:.2f} ms{note}")
 
-    def route(self, method: str, path: str, environ: dict) -> Answer:
-        allowed = _ROUTES.get(path)
+    def refuse(self, request: Request) -> Answer | None:
+        """The answer for a request refused before its body is read; None to go on."""
+        allowed = _ROUTES.get(request.path)
         if allowed is None:
-            return error_answer(404, f"No route {path}: use GET /ping or POST /invocations")
-        if method != allowed and not (method == "HEAD" and allowed == "GET"):
-            answer = error_answer(405, f"{path} accepts {allowed}, not {method}")
-            return Answer(answer.status, answer.body, detail=answer.detail, allow=allowed)
-        if path == "/invocations":
-            return self.invoke(environ)
-        if path == "/ping":
-            return _PING
-        return Answer(200, _json({"MaxConcurrentTransforms": self.workers,
-                                  "BatchStrategy": "MULTI_RECORD",
-                                  "MaxPayloadInMB": self.max_body_bytes // (1024 * 1024)}))
+            return error_answer(404, f"No route {request.path}: use GET /ping or POST "
+                                     "/invocations")
+        if request.method != allowed and not (request.method == "HEAD" and allowed == "GET"):
+            return error_answer(405, f"{request.path} accepts {allowed}, not {request.method}",
+                                allow=allowed)
+        if not request.content_length:
+            return None
+        try:
+            length = int(request.content_length)
+        except ValueError:
+            return error_answer(400, f"Content-Length {request.content_length!r} is not a number")
+        return self.too_large(length) if length > self.max_body_bytes else None
 
-    def invoke(self, environ: dict) -> Answer:
-        body = self.read_body(environ)
-        if isinstance(body, Answer):
-            return body
-        # As AWS's container: the `ContentType` header (sent by some AWS services) wins over
-        # `Content-Type`; JSON when neither is set.
-        content_type = environ.get("HTTP_CONTENTTYPE") or environ.get("CONTENT_TYPE") or JSON_TYPE
-        accept = environ.get("HTTP_ACCEPT", "").strip()
+    async def read_body(self, request: Request, protocol: Any,
+                        started: float) -> Request | Answer:
+        """The request with its body, or 413/408: never more than the limit, never past timeout."""
+        if request.method != "POST":
+            return request
+        try:
+            async with asyncio.timeout(self.timeout):
+                if request.content_length:  # granian stops at Content-Length, checked above
+                    body = await protocol()
+                else:  # chunked: count as it arrives, stop one byte past the limit
+                    body = await self._read_chunked(protocol)
+        except TimeoutError:
+            return error_answer(408, f"The request body did not arrive within {self.timeout} s "
+                                     "(SAGEMAKER_MODEL_SERVER_TIMEOUT)")
+        if body is None:
+            return self.too_large(None)
+        return Request(request.method, request.path, request.content_type, request.accept,
+                       request.content_length, body)
+
+    async def _read_chunked(self, protocol: Any) -> bytes | None:
+        chunks, size = [], 0
+        async for chunk in protocol:
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def respond(self, request: Request) -> Answer:
+        """The answer to a routed request whose body has been read; never raises."""
+        try:
+            if request.path == "/invocations":
+                return self.invoke(request)
+            if request.path == "/ping":
+                return _PING
+            return self.execution_parameters()
+        except Exception as exc:  # a bug of ours must still be a JSON answer
+            return self.handler_error(HandlerFault(f"{type(exc).__name__}: {exc}"), exc)
+
+    def execution_parameters(self) -> Answer:
+        """The handler module's execution_parameters_fn (as AWS's container), else ours."""
+        if self.handlers.execution_parameters is None:
+            return Answer(200, _json({"MaxConcurrentTransforms": self.workers,
+                                      "BatchStrategy": "MULTI_RECORD",
+                                      "MaxPayloadInMB": self.max_body_bytes // (1024 * 1024)}))
+        try:
+            result = self.handlers.execution_parameters()
+            status, payload, payload_type = handler_loader.normalize_output(result, JSON_TYPE)
+        except Exception as exc:  # a broken execution_parameters_fn is a fault, not bad input
+            return self.handler_error(HandlerFault(f"execution_parameters_fn failed: "
+                                                   f"{type(exc).__name__}: {exc}"), exc)
+        return Answer(status, payload, payload_type)
+
+    def invoke(self, request: Request) -> Answer:
+        accept = request.accept.strip()
         if not accept or accept == "*/*":
             accept = self.default_accept
-        content = handler_loader.request_content(body, content_type)
+        content = handler_loader.request_content(request.body, request.content_type)
         try:
-            result = self.handlers.transform(self.model, content, content_type, accept)
+            result = self.handlers.transform(self.model, content, request.content_type, accept)
             status, payload, payload_type = handler_loader.normalize_output(result, accept)
         except Exception as exc:  # every handler error becomes an answer; the worker lives on
             return self.handler_error(exc)
         return Answer(status, payload, payload_type)
-
-    def read_body(self, environ: dict) -> bytes | Answer:
-        raw_length = environ.get("CONTENT_LENGTH") or ""
-        if raw_length:
-            try:
-                length = int(raw_length)
-            except ValueError:
-                return error_answer(400, f"Content-Length {raw_length!r} is not a number")
-            if length > self.max_body_bytes:  # refused before a byte of the body is read
-                return self.too_large(length)
-            return environ["wsgi.input"].read(length)
-        body = environ["wsgi.input"].read(self.max_body_bytes + 1)  # chunked: read one past
-        return self.too_large(None) if len(body) > self.max_body_bytes else body
 
     def too_large(self, length: int | None) -> Answer:
         size = "larger" if length is None else f"{length:,} bytes"
@@ -397,55 +534,161 @@ class InferenceApp:
                                  f"{self.max_body_bytes:,} bytes (6 MB): send fewer rows per "
                                  "request")
 
-    def handler_error(self, exc: Exception) -> Answer:
+    def handler_error(self, exc: Exception, logged: BaseException | None = None) -> Answer:
         status = handler_loader.status_for(exc)
         if status < 500:
             return error_answer(status, str(exc) or type(exc).__name__)
-        log_line("handler fault:\n" + "".join(traceback.format_exception(exc)).rstrip(), stream=2)
+        log_line("handler fault:\n" + "".join(traceback.format_exception(logged or exc)).rstrip(),
+                 stream=2)
         cause = str(exc) if isinstance(exc, HandlerFault) else f"{type(exc).__name__}: {exc}"
         return error_answer(status, f"Internal error while handling the request: {cause}")
 
 
-# --- gunicorn ---------------------------------------------------------------------------------
+def request_from_scope(scope: Any) -> Request:
+    headers = scope.headers
+    # As AWS's container: the `ContentType` header (sent by some AWS services) wins over
+    # `Content-Type`; JSON when neither is set.
+    return Request(method=scope.method, path=scope.path or "/",
+                   content_type=headers.get("contenttype") or headers.get("content-type")
+                   or JSON_TYPE,
+                   accept=headers.get("accept") or "",
+                   content_length=headers.get("content-length") or "")
 
-def _gunicorn_base() -> type:
-    from gunicorn.app.base import BaseApplication
 
-    return BaseApplication
+class _NoGuard:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: Any) -> None:
+        return None
 
 
-class GunicornServer:
-    """gunicorn's arbiter and sync workers around an app that is already loaded."""
+_NO_GUARD = _NoGuard()
 
-    def __init__(self, app: InferenceApp, settings: Settings, listener: socket.socket,
-                 ready_line: str) -> None:
-        self.app = app
-        self.options = {
-            "bind": [f"fd://{listener.detach()}"],  # gunicorn adopts the socket opened above
-            "workers": settings.workers,
-            "worker_class": "sync",
-            "timeout": settings.timeout,
-            "graceful_timeout": min(GRACEFUL_TIMEOUT, settings.timeout),
-            "preload_app": True,  # the model is loaded once, in the master, before fork
-            "control_socket_disable": True,  # gunicorn >= 25 would share a socket under $HOME
-            "accesslog": None,  # InferenceApp writes its own line, with the latency in ms
-            "errorlog": "-",
-            "loglevel": "info",
-            "proc_name": "model-server",
-            "when_ready": lambda _arbiter: log_line(ready_line),
-        }
-        if os.path.isdir("/dev/shm"):  # workers' heartbeat files in memory, not on a slow disk
-            self.options["worker_tmp_dir"] = "/dev/shm"
+
+class Watchdog(threading.Thread):
+    """Answers 504 for a handler busy past the timeout, then replaces its worker.
+
+    A worker runs one handler at a time (on its event loop), so one slot is enough. Python
+    cannot interrupt the stuck function: after answering, the worker exits and granian starts a
+    fresh one from the master's preloaded model. Costs two attribute writes per request.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(name="request-timeout-watchdog", daemon=True)
+        self.timeout = timeout
+        self.busy_since: float | None = None
+        self.protocol: Any = None
+
+    def guard(self, protocol: Any) -> _Busy:
+        return _Busy(self, protocol)
 
     def run(self) -> None:
-        app, options = self.app, self.options
+        tick = min(1.0, self.timeout / 4)
+        while True:
+            time.sleep(tick)
+            since, protocol = self.busy_since, self.protocol
+            if since is not None and time.monotonic() - since > self.timeout:
+                self.expire(protocol)
 
-        class _Application(_gunicorn_base()):
-            def load_config(self) -> None:
-                for key, value in options.items():
-                    self.cfg.set(key, value)
+    def expire(self, protocol: Any) -> None:
+        stop_listening()  # new connections go to the other workers from now on
+        message = (f"The request took longer than {self.timeout} s "
+                   "(SAGEMAKER_MODEL_SERVER_TIMEOUT); its worker is being replaced")
+        try:
+            protocol.response_bytes(504, [("content-type", JSON_TYPE)], _json({"error": message}))
+        except RuntimeError:  # the handler answered after all, or the client left
+            pass
+        log_line(f"request timeout: a handler ran over {self.timeout} s; worker pid "
+                 f"{os.getpid()} exits and a new one starts", stream=2)
+        time.sleep(0.2)  # let the Rust side write the 504 before the process goes
+        os._exit(1)
 
-            def load(self) -> InferenceApp:
-                return app
 
-        _Application().run()
+def stop_listening() -> None:
+    """Shut this worker's listening sockets, so that the kernel stops queueing connections here.
+
+    Each worker listens on its own SO_REUSEPORT socket: connections queued on a worker that exits
+    are reset (unless net.ipv4.tcp_migrate_req is set, which a container cannot count on).
+    granian does not expose the socket, so it is found among the process's descriptors.
+    """
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            copy = os.dup(int(name))
+        except OSError:  # closed since the listing
+            continue
+        try:
+            probe = socket.socket(fileno=copy)
+        except OSError:  # not a socket
+            os.close(copy)
+            continue
+        try:
+            if probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                probe.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            probe.close()
+
+
+class _Busy:
+    __slots__ = ("watchdog", "protocol")
+
+    def __init__(self, watchdog: Watchdog, protocol: Any) -> None:
+        self.watchdog, self.protocol = watchdog, protocol
+
+    def __enter__(self) -> None:
+        self.watchdog.protocol = self.protocol
+        self.watchdog.busy_since = time.monotonic()
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.watchdog.busy_since = None
+        self.watchdog.protocol = None
+
+
+# --- granian ----------------------------------------------------------------------------------
+
+_GRANIAN_LOG = {
+    "formatters": {"generic": {"()": "logging.Formatter",
+                               "fmt": "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
+                               "datefmt": "%Y-%m-%d %H:%M:%S %z"},
+                   "access": {"()": "logging.Formatter", "fmt": "%(message)s"}},
+    "handlers": {"console": {"formatter": "generic", "class": "logging.StreamHandler",
+                             "stream": "ext://sys.stderr"},
+                 "access": {"formatter": "access", "class": "logging.StreamHandler",
+                            "stream": "ext://sys.stderr"}},
+}
+
+
+class GranianServer:
+    """granian's process manager and RSGI workers around an app that is already loaded."""
+
+    def __init__(self, app: InferenceApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    def run(self) -> int:
+        from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
+        from granian.http import HTTP1Settings
+        from granian.server.mp import MPServer
+
+        settings = self.settings
+        server = MPServer(
+            target="model_server:InferenceApp",  # a label only: the loader below returns the app
+            address=settings.host, port=settings.port, interface=Interfaces.RSGI,
+            workers=settings.workers, loop=Loops.asyncio, http=HTTPModes.http1,
+            runtime_mode=RuntimeModes.mt,  # I/O on its own thread: a 504 leaves a stuck worker
+            http1_settings=HTTP1Settings(header_read_timeout=HEADER_READ_TIMEOUT * 1000,
+                                         keep_alive=True),
+            respawn_failed_workers=True, workers_kill_timeout=GRACEFUL_TIMEOUT,
+            log_access=False,  # InferenceApp writes its own line, with the latency in ms
+            log_dictconfig=_GRANIAN_LOG, websockets=False)
+        app = self.app
+        # Workers are forked, so the loader below runs in each worker and returns the app the
+        # master built, model included (Python 3.14 would otherwise pick forkserver).
+        multiprocessing.set_start_method("fork", force=True)
+        try:
+            server.serve(target_loader=lambda: app, wrap_loader=False)
+        except SystemExit as stop:  # granian exits 1 when it gives up on crashing workers
+            return stop.code if isinstance(stop.code, int) else 1
+        return 0

@@ -48,7 +48,7 @@ class Section:
 
 SECTIONS: list[Section] = [
     Section("serving", "serving",
-            "model server vs MLflow's scoring server: req/s, p99 latency, cold start"),
+            "model server vs today's (gunicorn) and MLflow's: req/s, p99, cold start"),
     Section("deploy-failfast", "deploy_failfast",
             "bad-ARN refusal time vs a bare python start; AWS calls of a create and an update"),
 ]

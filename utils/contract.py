@@ -1,6 +1,7 @@
 """The inference contract (docs/ARCHITECTURE.md, "Inference contract"), checked in one place.
 
-Request: {"data": [[f1, f2, ...], ...]}. Response: predictions, probabilities, class_indices and
+Request: {"data": [[f1, f2, ...], ...]}, or the bare [[f1, f2, ...], ...] the SageMaker SDK sends.
+Response: predictions, probabilities, class_indices and
 confidence_scores, one entry per row; probabilities sum to 1; class_indices index the label list;
 confidence is the predicted class's probability. Used by the packaging smoke run, the post-deploy
 smoke test and test_endpoint.py.
@@ -47,17 +48,25 @@ def _is_number(value: Any) -> bool:
 
 
 def validate_request(payload: Any, source: str = "input") -> list[list[float]]:
-    """The rows of a request, or a ValidationError saying what was expected."""
-    example = 'Expected {"data": [[f1, f2, ...], ...]}: a list of rows of numbers.'
-    if not isinstance(payload, dict) or "data" not in payload:
+    """The rows of a request, or a ValidationError saying what was expected.
+
+    Two forms: `{"data": rows}` (ours) and the bare `rows` array that the SageMaker SDK's default
+    JSONSerializer sends.
+    """
+    example = ('Expected {"data": [[f1, f2, ...], ...]} or a bare [[f1, f2, ...], ...]: a list '
+               'of rows of numbers.')
+    if isinstance(payload, list):
+        rows, what = payload, "the array"
+    elif isinstance(payload, dict) and "data" in payload:
+        rows, what = payload["data"], "'data'"
+    else:
         raise ValidationError(f"Invalid {source}: missing the 'data' key", hint=example)
-    rows = payload["data"]
     if not isinstance(rows, list) or not rows:
-        raise ValidationError(f"Invalid {source}: 'data' must be a non-empty list of rows",
+        raise ValidationError(f"Invalid {source}: {what} must be a non-empty list of rows",
                               hint=example)
     if not all(isinstance(row, list) for row in rows):
-        raise ValidationError(f"Invalid {source}: every entry of 'data' must be a list of numbers",
-                              hint=example)
+        raise ValidationError(f"Invalid {source}: every entry of {what} must be a list of "
+                              "numbers", hint=example)
     _check_row_values(rows, source)
     return rows
 

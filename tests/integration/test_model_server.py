@@ -91,6 +91,14 @@ def test_every_content_type_answers_the_contract_with_the_models_probabilities(
     assert answer["predictions"] == [LABELS[i] for i in expected.argmax(axis=1)]
 
 
+def test_the_sagemaker_sdks_bare_array_gets_the_same_answer(server):
+    """The SDK's default JSONSerializer sends [[...]] without the 'data' key."""
+    bare = _invoke(server, json.dumps(SAMPLE_ROWS).encode())
+    wrapped = _invoke(server, json.dumps({"data": SAMPLE_ROWS}).encode())
+    assert bare[0] == wrapped[0] == 200
+    assert json.loads(bare[2]) == json.loads(wrapped[2])
+
+
 def test_a_thousand_rows(server, reference_model):
     rows = np.random.default_rng(3).normal([2.5, 180, 101.3, 0.2], [0.1, 8, 4, 0.08], (1000, 4))
     status, _, payload = _invoke(server, json.dumps({"data": rows.tolist()}).encode())
@@ -170,7 +178,7 @@ def test_server_is_healthy_after_every_bad_request(server):
     assert _invoke(server, json.dumps({"data": SAMPLE_ROWS[:1]}).encode())[0] == 200
     log = server.log
     # No worker died or was replaced: exactly the two booted at start-up.
-    assert len(re.findall(r"Booting worker with pid", log)) == 2, log
+    assert len(re.findall(r"worker started \(pid \d+\)", log)) == 2, log
     assert "Traceback" not in log and " 500 " not in log
 
 
@@ -180,7 +188,7 @@ def test_logs_a_start_up_line_and_one_line_per_request(server):
     server.request("GET", "/ping")
     log = server.log
     assert re.search(r"model server ready: StandardScaler -> LogisticRegression, 4 features "
-                     r"from .*model, handlers .*code/inference.py .*2 sync worker\(s\) on "
+                     r"from .*model, handlers .*code/inference.py .*2 worker\(s\) on "
                      r"http://127.0.0.1:\d+, timeout 60 s", log), log
     assert re.search(r"POST /invocations 200 \d+\.\d\d ms", log)
     assert re.search(r"POST /invocations 415 \d+\.\d\d ms - Unsupported Content-Type", log)
@@ -209,7 +217,7 @@ def test_sigterm_stops_promptly_with_code_0_and_leaves_no_process(tmp_path):
     assert code == 0, running.log
     assert elapsed < 25  # SageMaker kills at 30 s; the measured figure is ~1 s
     assert not group_alive(running.process.pid)
-    assert "Shutting down: Master" in running.log
+    assert "model server stopped (exit code 0)" in running.log
 
 
 def test_a_capped_log_file_stays_under_its_limit_across_workers(tmp_path):
@@ -290,7 +298,7 @@ def test_a_users_handlers_errors_are_answers_and_the_worker_survives(tmp_path):
     assert messages[1]["error"] == "every row needs 4 features"
     assert "RuntimeError: the model store is unreachable" in messages[2]["error"]
     assert len(messages[3]) == len(SAMPLE_ROWS) and ping == 200
-    assert running.log.count("Booting worker with pid") == 1, running.log
+    assert running.log.count("worker started (pid") == 1, running.log
     assert "handler fault:" in running.log  # the 500's traceback is logged, the 400s' are not
     assert running.log.count("Traceback") == 1
 
@@ -338,7 +346,7 @@ def test_a_broken_model_fails_at_start_up_with_a_clear_message(tmp_path, name):
     assert code == 1
     assert re.search(r"model server: cannot start: .*" + message, running.log), running.log
     assert "Traceback" not in running.log
-    assert "Booting worker" not in running.log  # it never got as far as forking
+    assert "worker started" not in running.log  # it never got as far as forking
     assert not group_alive(running.process.pid)
 
 

@@ -33,8 +33,16 @@ def test_valid_request_rows():
     assert validate_request({"data": [[1, 2.5], [3, -4e3]]}) == [[1, 2.5], [3, -4e3]]
 
 
+def test_the_sdks_bare_array_of_rows_is_a_valid_request():
+    assert validate_request([[1, 2.5], [3, -4e3]]) == [[1, 2.5], [3, -4e3]]
+
+
 @pytest.mark.parametrize("payload, expected", [
-    ([[1, 2]], "missing the 'data' key"),
+    ("[[1, 2]]", "missing the 'data' key"),
+    (7, "missing the 'data' key"),
+    ([], "the array must be a non-empty list of rows"),
+    ([1, 2], "every entry of the array must be a list of numbers"),
+    ([[1, "2"]], "non-numeric value '2'"),
     ({"rows": [[1]]}, "missing the 'data' key"),
     ({"data": []}, "non-empty list"),
     ({"data": "1,2"}, "non-empty list"),

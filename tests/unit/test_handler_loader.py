@@ -1,12 +1,15 @@
-"""The model server's handler loading, status mapping and WSGI routing, without a process."""
+"""The model server's handler loading, status mapping and routing (its RSGI entry), without a process."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
 import sys
 import textwrap
+from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +42,9 @@ def _module(tmp_path: Path, source: str, name: str = "handlers_under_test") -> P
 
 def test_loads_the_shipped_handlers():
     handlers = handler_loader.load_handlers(REPO_ROOT / "artifacts", "inference.py")
-    assert handlers.provided == ("model_fn", "input_fn", "predict_fn", "output_fn")
+    assert handlers.provided == ("model_fn", "input_fn", "predict_fn", "output_fn",
+                                 "execution_parameters_fn")
+    assert handlers.execution_parameters is not None
 
 
 def test_missing_module_names_the_path(tmp_path):
@@ -198,7 +203,7 @@ def test_bad_settings_stop_the_start(env, message):
         _settings(**env)
 
 
-# --- the WSGI app, in process -----------------------------------------------------------------
+# --- the app, in process -----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def app():
@@ -207,17 +212,52 @@ def app():
     return model_server.InferenceApp(handlers, model, max_body_bytes=1000)
 
 
-def _call(app, method, path, body=b"", headers=None):
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": io.BytesIO(body),
-               "CONTENT_LENGTH": str(len(body)) if body else ""}
-    environ.update(headers or {})
-    captured = {}
+class _Headers(dict):
+    """granian's RSGIHeaders: lower-case names, `get`."""
 
-    def start_response(status, response_headers):
-        captured["status"], captured["headers"] = status, dict(response_headers)
 
-    payload = b"".join(app(environ, start_response))
-    return captured["status"], captured["headers"], payload
+@dataclass
+class _Scope:
+    method: str
+    path: str
+    headers: _Headers
+
+
+class _Protocol:
+    """granian's RSGIHTTPProtocol as the app uses it: the body awaited, or iterated when chunked."""
+
+    def __init__(self, body: bytes, chunks: list[bytes] | None = None, delay: float = 0) -> None:
+        self.body, self.chunks, self.delay = body, chunks, delay
+        self.sent: tuple[int, dict[str, str], bytes] | None = None
+        self.read = False
+
+    async def __call__(self) -> bytes:
+        self.read = True
+        await asyncio.sleep(self.delay)
+        return self.body
+
+    async def __aiter__(self):
+        self.read = True
+        for chunk in self.chunks or []:
+            await asyncio.sleep(self.delay)
+            yield chunk
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.sent = (status, {k.title(): v for k, v in headers}, body)
+
+
+_HEADER_NAMES = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length",
+                 "HTTP_CONTENTTYPE": "contenttype", "HTTP_ACCEPT": "accept"}
+
+
+def _call(app, method, path, body=b"", headers=None, protocol=None):
+    """Drive the app's RSGI entry as granian does; (status line, headers, body) as sent."""
+    sent_headers = _Headers({"content-length": str(len(body))} if body else {})
+    sent_headers.update({_HEADER_NAMES[key]: value for key, value in (headers or {}).items()})
+    protocol = protocol or _Protocol(body)
+    asyncio.run(app.__rsgi__(_Scope(method, path, sent_headers), protocol))
+    status, response_headers, payload = protocol.sent
+    return f"{status} {HTTPStatus(status).phrase}", response_headers, payload
 
 
 def test_app_routes_and_errors(app, capfd):
@@ -234,6 +274,69 @@ def test_app_routes_and_errors(app, capfd):
     log = capfd.readouterr().out
     assert "POST /invocations 200" in log and " ms" in log
     assert "POST /invocations 413" in log and "over the limit of 1,000 bytes" in log
+
+
+def test_an_oversized_body_is_refused_from_its_content_length_without_reading_it(app):
+    protocol = _Protocol(b"")
+    status, _, body = _call(app, "POST", "/invocations", headers={"CONTENT_LENGTH": "1001"},
+                            protocol=protocol)
+    assert status == "413 Request Entity Too Large" and "over the limit" in json.loads(body)["error"]
+    assert not protocol.read
+
+
+def test_a_chunked_body_is_read_only_up_to_the_limit(app):
+    ok = _Protocol(b"", chunks=[b'{"data": ', b"[[2.5, 180, 101.3, 0.2]]}"])
+    assert _call(app, "POST", "/invocations", protocol=ok)[0] == "200 OK"
+    too_big = _Protocol(b"", chunks=[b" " * 600, b" " * 600, b"never read"])
+    status, _, body = _call(app, "POST", "/invocations", protocol=too_big)
+    assert status == "413 Request Entity Too Large"
+    assert "The request body is larger" in json.loads(body)["error"]
+
+
+def test_a_body_that_does_not_arrive_in_time_is_a_408(app, monkeypatch):
+    monkeypatch.setattr(app, "timeout", 0.05)
+    slow = _Protocol(b'{"data": [[1, 2, 3, 4]]}', delay=5)
+    status, headers, body = _call(app, "POST", "/invocations",
+                                  headers={"CONTENT_LENGTH": "24"}, protocol=slow)
+    assert status == "408 Request Timeout" and headers["Content-Type"] == "application/json"
+    assert "did not arrive within 0.05 s" in json.loads(body)["error"]
+
+
+def test_a_fault_outside_the_handlers_is_still_a_json_500(app, monkeypatch, capfd):
+    monkeypatch.setattr(app, "invoke", lambda request: 1 / 0)
+    status, _, body = _call(app, "POST", "/invocations", b"{}")
+    assert status == "500 Internal Server Error"
+    assert "ZeroDivisionError" in json.loads(body)["error"]
+    assert "Traceback" in capfd.readouterr().err
+
+
+def test_execution_parameters_come_from_the_shipped_execution_parameters_fn(app, monkeypatch):
+    monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_WORKERS", "3")
+    status, headers, body = _call(app, "GET", "/execution-parameters")
+    assert status == "200 OK" and headers["Content-Type"] == "application/json"
+    assert json.loads(body) == {"MaxConcurrentTransforms": 3, "BatchStrategy": "MULTI_RECORD",
+                                "MaxPayloadInMB": 6}
+
+
+def test_without_execution_parameters_fn_the_server_answers_from_its_settings(tmp_path):
+    app = _app_for(tmp_path, """
+        def model_fn(model_dir): return None
+    """, "no_parameters")
+    status, _, body = _call(app, "GET", "/execution-parameters")
+    assert status == "200 OK"
+    assert json.loads(body) == {"MaxConcurrentTransforms": 1, "BatchStrategy": "MULTI_RECORD",
+                                "MaxPayloadInMB": 6}
+
+
+def test_a_failing_execution_parameters_fn_is_a_json_500(tmp_path, capfd):
+    app = _app_for(tmp_path, """
+        def model_fn(model_dir): return None
+        def execution_parameters_fn(): raise KeyError("no settings")
+    """, "broken_parameters")
+    status, _, body = _call(app, "GET", "/execution-parameters")
+    assert status == "500 Internal Server Error"
+    assert "execution_parameters_fn failed: KeyError" in json.loads(body)["error"]
+    assert "Traceback" in capfd.readouterr().err
 
 
 def test_a_handler_fault_is_a_500_and_logs_the_traceback(app, capfd, monkeypatch):
@@ -266,7 +369,7 @@ def test_native_threads_follow_the_environment_when_set():
     assert model_server.limit_native_threads({"OMP_NUM_THREADS": "4"}) == "OMP_NUM_THREADS=4"
 
 
-# --- user handlers behind the WSGI app ----------------------------------------------------------
+# --- user handlers behind the app ----------------------------------------------------------
 
 def _app_for(tmp_path: Path, source: str, name: str) -> model_server.InferenceApp:
     handlers = handler_loader.load_handlers(_module(tmp_path, source, name), name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -158,6 +159,20 @@ def test_integer_json_values_are_numbers():
         [[1.0, 2.0, 3.0, 4.0]]
 
 
+def test_the_sdks_bare_array_of_rows_is_read_like_data():
+    """The SageMaker SDK's default JSONSerializer sends the rows without the 'data' key."""
+    bare = inference.input_fn(b"[[1, 2, 3, 4], [5.5, 6, 7, 8]]", "application/json")
+    wrapped = inference.input_fn(b'{"data": [[1, 2, 3, 4], [5.5, 6, 7, 8]]}', "application/json")
+    assert bare.dtype == np.float64 and np.array_equal(bare, wrapped)
+
+
+def test_json_rows_is_a_pure_function_of_the_decoded_payload():
+    assert inference.json_rows([[1, 2]]) == ([[1, 2]], "the JSON array")
+    assert inference.json_rows({"data": [[1, 2]], "id": "x"}) == ([[1, 2]], "'data'")
+    with pytest.raises(inference.InferenceInputError, match="Missing the 'data' key"):
+        inference.json_rows({"rows": []})
+
+
 def test_string_values_inside_other_keys_do_not_reject_numbers():
     body = b'{"data": [[1.5, 2, 3, 4]], "request_id": "trial-run"}'
     assert inference.input_fn(body, "application/json").shape == (1, 4)
@@ -169,7 +184,12 @@ BAD_INPUTS = [
     (b"", "application/json", "Empty request body"),
     (b"   ", "application/json", "Empty request body"),
     (b"\xff\xfe", "application/json", "(Malformed JSON|UTF-8)"),
-    (b"[[1, 2, 3, 4]]", "application/json", "JSON object with a 'data' key.*got a JSON array"),
+    (b'"1,2,3,4"', "application/json", "JSON object with a 'data' key.*or a bare array of "
+                                       "rows; got a JSON string"),
+    (b"[]", "application/json", "the JSON array is empty"),
+    (b"[1, 2, 3, 4]", "application/json", "the JSON array must be 2-D"),
+    (b'[[1, "a", 3, 4]]', "application/json", 'the JSON array: row 0, column 1 holds "a"'),
+    (b"[[1, true, 3, 4]]", "application/json", "holds true, not a number"),
     (b'{"rows": [[1, 2, 3, 4]]}', "application/json", "Missing the 'data' key.*'rows'"),
     (b'{"data": []}', "application/json", "'data' is empty"),
     (b'{"data": [[]]}', "application/json", "empty"),
@@ -284,3 +304,25 @@ def test_handlers_work_from_a_bundle_copy(tmp_path):
         inference.input_fn(b'{"data": [[2.5, 180, 101.3, 0.2]]}', "application/json"), model),
         "application/json")
     assert json.loads(body)["predictions"] == ["qc_pass"]
+
+
+# --- integrity --------------------------------------------------------------------------------
+
+def test_model_fn_refuses_a_model_file_that_is_not_the_registered_one(tmp_path, monkeypatch):
+    """In AWS's prebuilt image only this file runs: it checks the digest before unpickling."""
+    marker = tmp_path / "unpickled"
+    (tmp_path / "model.joblib").write_bytes(b"cos\nsystem\n(S'touch " + str(marker).encode() +
+                                            b"'\ntR.")
+    registered = hashlib.sha256((REPO_ROOT / "artifacts" / "model.joblib").read_bytes())
+    monkeypatch.setenv("MODEL_JOBLIB_SHA256", registered.hexdigest())
+    with pytest.raises(ValueError, match="has sha256 [0-9a-f]{64}, not the .* registered in "
+                                         "MODEL_JOBLIB_SHA256"):
+        inference.model_fn(str(tmp_path))
+    assert not marker.exists()
+
+
+def test_model_fn_loads_a_model_file_with_the_registered_sha256(tmp_path, monkeypatch):
+    shipped = (REPO_ROOT / "artifacts" / "model.joblib").read_bytes()
+    (tmp_path / "model.joblib").write_bytes(shipped)
+    monkeypatch.setenv("MODEL_JOBLIB_SHA256", hashlib.sha256(shipped).hexdigest().upper())
+    assert inference.model_fn(str(tmp_path)).n_features == 4
