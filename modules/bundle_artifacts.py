@@ -48,6 +48,7 @@ class Bundle:
     sha256: str
     size: int
     members: tuple[str, ...]
+    model_sha256: str = ""  # of model.joblib: the container checks it before unpickling
 
 
 def bundle_model_artifacts(artifacts_dir: Path, output_dir: Path) -> Bundle:
@@ -63,7 +64,8 @@ def bundle_model_artifacts(artifacts_dir: Path, output_dir: Path) -> Bundle:
     with atomic_writer(target, binary=True) as raw:
         write_deterministic_tar(raw, sources)
     return Bundle(path=target, sha256=file_sha256(target), size=target.stat().st_size,
-                  members=tuple(sorted(["code", *sources])))
+                  members=tuple(sorted(["code", *sources])),
+                  model_sha256=file_sha256(sources[MODEL_FILE]))
 
 
 def write_deterministic_tar(raw: io.BufferedIOBase, sources: dict[str, Path]) -> None:

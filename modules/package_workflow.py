@@ -27,6 +27,7 @@ CONTENT_TYPES = ["application/json", "text/csv", "application/x-npy"]
 RESPONSE_TYPES = ["application/json"]
 HANDLER_PROGRAM = "inference.py"
 SUBMIT_DIRECTORY = "/opt/ml/model/code"
+MODEL_FILE_SHA256_VAR = "MODEL_JOBLIB_SHA256"  # read by artifacts/model_server.py and inference.py
 _METADATA_UNSAFE = re.compile(r"[^\w .:/=+\-@]")
 _METADATA_MAX = 256
 _DESCRIPTION_MAX = 1024
@@ -117,13 +118,17 @@ def build_request(settings: PackageSettings, report: preflight.PreflightReport, 
         group_name=settings.group_name,
         group_description=f"{settings.stack} inference models (registered by {TOOL_NAME})",
         image_uri=image_uri, model_data_url=model_data_url,
-        environment=container_environment(settings, bundle.sha256),
+        environment=container_environment(settings, bundle.sha256, bundle.model_sha256),
         instance_types=[settings.instance_type], description=description[:_DESCRIPTION_MAX],
         sha256=bundle.sha256, metadata=customer_metadata(report, bundle, settings.artifacts_dir),
         content_types=CONTENT_TYPES, response_types=RESPONSE_TYPES)
 
 
-def container_environment(settings: PackageSettings, sha256: str) -> dict[str, str]:
+def container_environment(settings: PackageSettings, sha256: str,
+                          model_sha256: str = "") -> dict[str, str]:
+    """The container's variables. MODEL_SHA256 is the archive's (local mode checks it after the
+    download); MODEL_JOBLIB_SHA256 the model file's, which the server and inference.py check
+    before unpickling, in the container too."""
     environment = {
         "SAGEMAKER_PROGRAM": HANDLER_PROGRAM,
         "SAGEMAKER_SUBMIT_DIRECTORY": SUBMIT_DIRECTORY,
@@ -135,6 +140,8 @@ def container_environment(settings: PackageSettings, sha256: str) -> dict[str, s
         "IMPORT_BRANCH_NAME": settings.branch,
         "MODEL_SHA256": sha256,
     }
+    if model_sha256:
+        environment[MODEL_FILE_SHA256_VAR] = model_sha256
     if settings.class_labels:
         environment["CLASS_LABELS"] = ",".join(settings.class_labels)
     return environment

@@ -4,10 +4,12 @@ exit codes, and what it leaves in S3 and the model registry."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -71,6 +73,9 @@ def test_first_run_bundles_uploads_registers_and_approves(package, env, aws_acco
     key = f"plmscw/dev/inference-data/models/{sha[:16]}/model.tar.gz"
     assert container["ModelDataUrl"] == f"s3://{BUCKET}/{key}"
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    # The model file's own digest, which the container checks before unpickling it.
+    model_file = hashlib.sha256((Path(env["ARTIFACTS_DIR"]) / "model.joblib").read_bytes())
+    assert container["Environment"]["MODEL_JOBLIB_SHA256"] == model_file.hexdigest()
     assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
     assert container["Environment"]["AI_INPUT_QUEUE_URL"] == ACCOUNT_ENV["AI_INPUT_QUEUE_URL"]
     assert "CLASS_LABELS" not in container["Environment"]
@@ -82,7 +87,6 @@ def test_first_run_bundles_uploads_registers_and_approves(package, env, aws_acco
     assert bucket_keys(s3) == [key]
     head = s3.head_object(Bucket=BUCKET, Key=key)
     assert head["ServerSideEncryption"] == "AES256" and head["Metadata"]["sha256"] == sha
-    import hashlib
     body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     assert hashlib.sha256(body).hexdigest() == sha
 

@@ -48,6 +48,8 @@ def test_container_environment_has_what_the_container_and_deploy_need():
     }
     labelled = workflow.container_environment(make_settings(class_labels=["ok", "bad"]), SHA)
     assert labelled["CLASS_LABELS"] == "ok,bad"
+    checked = workflow.container_environment(make_settings(), SHA, "b" * 64)
+    assert checked["MODEL_JOBLIB_SHA256"] == "b" * 64
 
 
 def test_customer_metadata_fits_sagemakers_rules(monkeypatch):
