@@ -213,10 +213,11 @@ def plan_package(prepared: PreparedPackage, *, sagemaker: Any, s3: Any,
     check_aws_prerequisites(prepared, s3=s3, ecr=ecr)
     existing = bundle_package.find_matching_package(sagemaker, request)
     bundle_package.ensure_not_rejected(existing)
-    stored = upload_artifacts.stored_sha256(s3, settings.bucket, prepared.key)
+    stored = upload_artifacts.stored_checksum(s3, settings.bucket, prepared.key)
+    same = stored == upload_artifacts.expected_checksum(bundle.path)
     group_exists = bundle_package.describe_group(sagemaker, settings.group_name) is not None
     actions = [f"upload {bundle.path.name} ({output.format_bytes(bundle.size)}) to "
-               f"{request.model_data_url}" if stored != bundle.sha256 else
+               f"{request.model_data_url}" if not same else
                f"keep {request.model_data_url} (the same bundle is already there)"]
     if not group_exists:
         actions.append(f"create model package group {settings.group_name}")
@@ -231,7 +232,7 @@ def plan_package(prepared: PreparedPackage, *, sagemaker: Any, s3: Any,
     return {"dry_run": True, "actions": actions,
             "existing_model_package_arn": existing["ModelPackageArn"] if existing else None,
             "model_package_group_name": settings.group_name, "group_exists": group_exists,
-            "would_upload": stored != bundle.sha256, "model_data_url": request.model_data_url,
+            "would_upload": not same, "model_data_url": request.model_data_url,
             "image_uri": request.image_uri, "sha256": bundle.sha256,
             "bundle_bytes": bundle.size, "instance_type": settings.instance_type,
             "environment": request.environment}
@@ -265,8 +266,8 @@ def upload_step(prepared: PreparedPackage, s3: Any, existing: dict | None) -> bo
     """Step 2; True when this run uploaded the object (and must remove it if a later step fails)."""
     settings, bundle, url = prepared.settings, prepared.bundle, prepared.request.model_data_url
     output.print_section("Step 2/5: Uploading to S3")
-    stored = upload_artifacts.stored_sha256(s3, settings.bucket, prepared.key)
-    if stored == bundle.sha256:
+    stored = upload_artifacts.stored_checksum(s3, settings.bucket, prepared.key)
+    if stored == upload_artifacts.expected_checksum(bundle.path):
         reason = ("a package of these artifacts is already registered"
                   if existing is not None else "the same bundle is already there")
         output.print_success(f"Nothing to upload: {reason}")

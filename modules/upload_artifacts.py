@@ -3,7 +3,9 @@
 The key is `<stack>/<repo>/<branch>/models/<first 16 hex digits of the sha256>/model.tar.gz`, so
 the same bundle always lands on the same key and a re-run finds it instead of uploading again.
 The upload goes through boto3's transfer manager (multipart and parallel parts for big models,
-retries per part), with server-side encryption and an S3-verified SHA-256 checksum.
+retries per part), with server-side encryption and an S3-verified SHA-256 checksum. A re-run
+skips the upload only when S3's own checksum of the object at that key (HeadObject with
+ChecksumMode) is the bundle's; user metadata, which anyone may set, is not trusted for that.
 
 Before anything is written the bucket is checked: it must exist, be reachable and be in the
 deploy region (SageMaker reads model data only from a bucket in the endpoint's region).
@@ -11,6 +13,8 @@ deploy region (SageMaker reads model data only from a bucket in the endpoint's r
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,7 @@ from utils.aws_errors import error_code
 from utils.errors import AwsError, ValidationError
 
 SSE_ALGORITHM = "AES256"
-SHA256_METADATA_KEY = "sha256"
+SHA256_METADATA_KEY = "sha256"  # a label for people; the idempotency check uses S3's checksum
 KEY_PREFIX_DIGITS = 16
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 MULTIPART_CHUNK = 16 * 1024 * 1024
@@ -92,17 +96,42 @@ def _bucket_missing(bucket: str, region: str) -> AwsError:
                           "Or set DATA_BUCKET to the name of an existing bucket in that region."])
 
 
-def stored_sha256(s3: Any, bucket: str, key: str) -> str | None:
-    """The sha256 recorded on an existing object, or None when there is no object at `key`."""
+def stored_checksum(s3: Any, bucket: str, key: str) -> str | None:
+    """S3's own SHA-256 checksum of the object at `key` ("" when it has none); None when absent.
+
+    S3 computes it from the bytes it received (ChecksumAlgorithm SHA256 on upload) and nobody can
+    set it; user metadata such as x-amz-meta-sha256 can say anything, so it is never trusted.
+    """
     from botocore.exceptions import ClientError
 
     try:
-        head = s3.head_object(Bucket=bucket, Key=key)
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except ClientError as exc:
         if error_code(exc) in _MISSING_CODES | {"NoSuchKey"}:
             return None
         raise
-    return head.get("Metadata", {}).get(SHA256_METADATA_KEY, "")
+    return head.get("ChecksumSHA256") or ""
+
+
+def expected_checksum(path: Path) -> str:
+    """The ChecksumSHA256 that S3 records for `path` as upload_model_to_s3 sends it.
+
+    One PutObject below MULTIPART_THRESHOLD: base64 of the file's sha256. Above it, parts of
+    MULTIPART_CHUNK bytes, and S3's composite checksum: base64 of the sha256 of the parts'
+    digests, then "-<number of parts>".
+    """
+    if Path(path).stat().st_size < MULTIPART_THRESHOLD:
+        with open(path, "rb") as handle:
+            return _b64(hashlib.file_digest(handle, "sha256").digest())
+    digests = []
+    with open(path, "rb") as handle:
+        while part := handle.read(MULTIPART_CHUNK):
+            digests.append(hashlib.sha256(part).digest())
+    return f"{_b64(hashlib.sha256(b''.join(digests)).digest())}-{len(digests)}"
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
 
 
 def upload_model_to_s3(s3: Any, bundle_path: Path, bucket: str, key: str, *,

@@ -109,6 +109,22 @@ def test_repackaging_unchanged_artifacts_is_idempotent(package, env, aws_account
     assert "Nothing to upload" in err and "re-using version 1" in err
 
 
+def test_an_object_with_forged_metadata_at_the_key_is_replaced_by_the_bundle(package, env,
+                                                                             aws_account):
+    """The sha256 metadata can be set by anyone with PutObject; S3's own checksum decides."""
+    first = json.loads(package(["--json"], env)[1])
+    key = first["model_data_url"].split(f"{BUCKET}/", 1)[1]
+    s3 = aws_account["s3"]
+    bundle = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"not the model", ChecksumAlgorithm="SHA256",
+                  Metadata={"sha256": first["sha256"]})
+    code, out, err = package(["--json"], env)
+    assert code == 0, err
+    assert "Nothing to upload" not in err
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == bundle
+    assert json.loads(out)["model_package_arn"] == first["model_package_arn"]
+
+
 def test_a_pending_package_is_approved_on_repackaging(package, env, aws_account):
     arn = json.loads(package(["--json"], env)[1])["model_package_arn"]
     sagemaker = aws_account["sagemaker"]

@@ -13,9 +13,10 @@ from modules import upload_artifacts
 from modules.upload_artifacts import (
     check_bucket,
     delete_uploaded_model,
+    expected_checksum,
     model_s3_key,
     parse_s3_uri,
-    stored_sha256,
+    stored_checksum,
     upload_model_to_s3,
 )
 from tests.conftest import REGION
@@ -112,7 +113,22 @@ def test_upload_is_encrypted_checksummed_and_records_the_sha256(s3, bundle):
     assert head["Metadata"] == {"sha256": sha}
     assert head["ChecksumSHA256"] == base64.b64encode(bytes.fromhex(sha)).decode()
     assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == path.read_bytes()
-    assert stored_sha256(s3, BUCKET, key) == sha
+    assert stored_checksum(s3, BUCKET, key) == expected_checksum(path)
+
+
+def test_forged_metadata_does_not_make_another_object_the_bundle(s3, bundle):
+    """Anyone with PutObject can write x-amz-meta-sha256; only S3's checksum is trusted."""
+    path, sha = bundle
+    s3.put_object(Bucket=BUCKET, Key="k/model.tar.gz", Body=b"something else",
+                  Metadata={"sha256": sha}, ChecksumAlgorithm="SHA256")
+    assert stored_checksum(s3, BUCKET, "k/model.tar.gz") != expected_checksum(path)
+
+
+def test_an_object_without_a_sha256_checksum_is_never_taken_for_the_bundle(s3, bundle):
+    path, sha = bundle
+    s3.put_object(Bucket=BUCKET, Key="k/model.tar.gz", Body=path.read_bytes(),
+                  Metadata={"sha256": sha})
+    assert stored_checksum(s3, BUCKET, "k/model.tar.gz") == ""
 
 
 def test_large_bundles_go_multipart(s3, tmp_path, monkeypatch):
@@ -123,10 +139,15 @@ def test_large_bundles_go_multipart(s3, tmp_path, monkeypatch):
     upload_model_to_s3(s3, path, BUCKET, "big/model.tar.gz", sha256="x")
     assert s3.get_object(Bucket=BUCKET, Key="big/model.tar.gz")["Body"].read() == path.read_bytes()
     assert s3.head_object(Bucket=BUCKET, Key="big/model.tar.gz")["ETag"].endswith('-3"')
+    # S3's composite checksum of the three parts. The emulator (moto 5.2) computes the same
+    # digest but drops the "-3" that S3 appends, so it only shows the arithmetic is S3's.
+    expected = expected_checksum(path)
+    assert expected.endswith("-3")
+    assert stored_checksum(s3, BUCKET, "big/model.tar.gz") in (expected, expected[:-2])
 
 
-def test_stored_sha256_of_a_missing_object_is_none(s3):
-    assert stored_sha256(s3, BUCKET, "nothing/here") is None
+def test_stored_checksum_of_a_missing_object_is_none(s3):
+    assert stored_checksum(s3, BUCKET, "nothing/here") is None
 
 
 def test_failed_upload_is_an_aws_error(s3, bundle):
