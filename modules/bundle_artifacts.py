@@ -51,8 +51,13 @@ class Bundle:
     model_sha256: str = ""  # of model.joblib: the container checks it before unpickling
 
 
-def bundle_model_artifacts(artifacts_dir: Path, output_dir: Path) -> Bundle:
-    """Write `output_dir/model.tar.gz` from `artifacts_dir` and return its path, sha256 and size."""
+def bundle_model_artifacts(artifacts_dir: Path, output_dir: Path,
+                           requirements_text: str | None = None) -> Bundle:
+    """Write `output_dir/model.tar.gz` from `artifacts_dir` and return its path, sha256 and size.
+
+    `requirements_text`, when given, is bundled as code/requirements.txt instead of the file
+    (for AWS's prebuilt image, which pip-installs it at start).
+    """
     artifacts_dir = Path(artifacts_dir)
     sources = {arcname: artifacts_dir / name for arcname, name in BUNDLE_LAYOUT.items()}
     missing = [str(path) for path in sources.values() if not path.is_file()]
@@ -61,6 +66,10 @@ def bundle_model_artifacts(artifacts_dir: Path, output_dir: Path) -> Bundle:
                               hint="Put model.joblib, inference.py and requirements.txt in the "
                                    "artifacts directory (or point --artifacts-dir at one).")
     target = Path(output_dir) / BUNDLE_NAME
+    if requirements_text is not None:
+        generated = Path(output_dir) / f"prebuilt-{REQUIREMENTS_FILE}"
+        generated.write_text(requirements_text, encoding="utf-8")
+        sources[f"code/{REQUIREMENTS_FILE}"] = generated
     with atomic_writer(target, binary=True) as raw:
         write_deterministic_tar(raw, sources)
     return Bundle(path=target, sha256=file_sha256(target), size=target.stat().st_size,

@@ -170,10 +170,12 @@ def check_model_fits_sklearn_image(framework_version: str, saved_versions: list[
     if not older:
         return []
     return [f"model.joblib was saved with scikit-learn {', '.join(older)}, older than {image}. "
-            "scikit-learn does not promise that a model loads in another version; the container "
-            f"installs code/requirements.txt (scikit-learn=={older[0]}) at start, which needs "
-            "network access from the endpoint. Prefer an image of the model's version, or retrain "
-            f"with scikit-learn {image_series[0]}.{image_series[1]}."]
+            f"The image will load it with its own scikit-learn {image_series[0]}."
+            f"{image_series[1]} (the bundle does not pin scikit-learn for a prebuilt image: "
+            "installing it at start would need internet access from the endpoint and replace the "
+            "image's packages), and scikit-learn does not promise that a model loads in another "
+            "version. Prefer an image of the model's version, or retrain with scikit-learn "
+            f"{image_series[0]}.{image_series[1]}."]
 
 
 def _matching_image_hints(series: tuple[int, int], framework_version: str) -> list[str]:
@@ -208,3 +210,43 @@ def resolve_sklearn_image(version: str, region: str, instance_type: str) -> str:
         raise ValidationError(f"No AWS scikit-learn image for version {version} in {region}",
                               details=[str(exc)],
                               hint="Pick one of the supported versions listed above.") from None
+
+
+# What AWS's scikit-learn image already has (its Python packages, and its own Flask/gunicorn
+# server), or what only our own server uses; code/requirements.txt must not ask for them again.
+# The image pip-installs code/requirements.txt at every container start: a pin there needs
+# internet access from the endpoint, and replaces the image's tested package when it has it.
+PREBUILT_IMAGE_PROVIDES = frozenset({
+    "scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl", "pandas", "flask", "gunicorn",
+    "gevent", "boto3", "botocore"})
+OUR_SERVER_ONLY = frozenset({"granian", "orjson"})  # orjson: inference.py falls back to json
+
+
+@dataclass(frozen=True)
+class PrebuiltRequirements:
+    text: str  # code/requirements.txt for the prebuilt image
+    dropped: tuple[str, ...]  # requirement lines left out, as written
+    kept: tuple[str, ...]  # what the image will pip-install at start
+
+
+def requirements_for_prebuilt_image(text: str) -> PrebuiltRequirements:
+    """code/requirements.txt for AWS's image: only what the handlers need beyond the image."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    dropped, kept = [], []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            name = canonicalize_name(Requirement(line).name)
+        except InvalidRequirement:  # an option such as -r or --index-url: pip's to judge
+            kept.append(line)
+            continue
+        (dropped if name in PREBUILT_IMAGE_PROVIDES | OUR_SERVER_ONLY else kept).append(line)
+    header = ("# For AWS's prebuilt scikit-learn image: only what the handlers need beyond the\n"
+              "# image (package-model.py left out the packages the image has and those only the\n"
+              "# project's own server uses). The image pip-installs this file at start.\n")
+    return PrebuiltRequirements(header + "".join(f"{line}\n" for line in kept), tuple(dropped),
+                                tuple(kept))

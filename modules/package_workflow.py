@@ -51,7 +51,8 @@ def prepare_package(settings: PackageSettings, env: Mapping[str, str],
     report = run_preflight_step(settings, env)
     check_prebuilt_image_fits(settings, report)
     output.print_section("Step 1/5: Bundling model artifacts")
-    bundle = bundle_model_artifacts(settings.artifacts_dir, workdir)
+    bundle = bundle_model_artifacts(settings.artifacts_dir, workdir,
+                                    prebuilt_image_requirements(settings))
     output.print_success(f"{bundle.path.name}: {output.format_bytes(bundle.size)}, "
                          f"sha256 {bundle.sha256}")
     output.print_info("contents: " + ", ".join(bundle.members))
@@ -94,6 +95,27 @@ def check_prebuilt_image_fits(settings: PackageSettings,
     saved = report.model.saved_sklearn_version.split(", ")
     for warning in images.check_model_fits_sklearn_image(settings.sklearn_image_version, saved):
         output.print_warning(warning)
+
+
+def prebuilt_image_requirements(settings: PackageSettings) -> str | None:
+    """For AWS's prebuilt image, code/requirements.txt without what the image already has."""
+    if not settings.sklearn_image_version:
+        return None
+    source = settings.artifacts_dir / "requirements.txt"
+    if not source.is_file():
+        return None  # bundling names the missing file
+    plan = images.requirements_for_prebuilt_image(source.read_text(encoding="utf-8"))
+    if plan.dropped:
+        output.print_info("code/requirements.txt for the prebuilt image leaves out what it has or "
+                          f"does not need: {', '.join(plan.dropped)}")
+    if plan.kept:
+        output.print_warning(f"The prebuilt image pip-installs {', '.join(plan.kept)} at every "
+                             "container start: the endpoint needs internet access (or a PyPI "
+                             "mirror) for that")
+    output.print_warning("AWS's prebuilt image answers 500, not 4xx, for bad input (its server "
+                         "turns any handler exception into a 500): callers cannot tell a bad "
+                         "request from a fault; the project's own image answers 400/415/406")
+    return plan.text
 
 
 def resolve_image_uri(settings: PackageSettings) -> str:

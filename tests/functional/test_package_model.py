@@ -5,10 +5,12 @@ exit codes, and what it leaves in S3 and the model registry."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -262,8 +264,20 @@ def test_image_outside_the_account_is_not_checked(package, env, aws_account):
 def test_prebuilt_sklearn_image(package, env, aws_account):
     code, out, err = package(["--json", "--sklearn-image-version", "1.9-0"], env)
     assert code == 0, err
-    assert json.loads(out)["image_uri"] == \
+    result = json.loads(out)
+    assert result["image_uri"] == \
         "341280168497.dkr.ecr.ca-central-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+    # The image pip-installs code/requirements.txt at start: nothing it has, no pins.
+    key = result["model_data_url"].split(f"{BUCKET}/", 1)[1]
+    archive = aws_account["s3"].get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        requirements = tar.extractfile("code/requirements.txt").read().decode()
+        assert tar.extractfile("code/inference.py").read() == \
+            (Path(env["ARTIFACTS_DIR"]) / "inference.py").read_bytes()
+    assert [line for line in requirements.splitlines() if not line.startswith("#")] == []
+    assert "leaves out what it has or does not need: scikit-learn==" in err
+    assert "answers 500, not 4xx, for bad input" in err
+    assert result["sha256"] != json.loads(package(["--json"], env)[1])["sha256"]
 
 
 def test_prebuilt_image_older_than_the_models_sklearn_is_refused(package, env, aws_account):
