@@ -29,7 +29,7 @@ from modules.deploy_package import (
     latest_approved_package_arn,
     resolve_model_package,
 )
-from modules.deploy_plan import DeployPlan, plan_deployment
+from modules.deploy_plan import CREATE, UPDATE, DeployPlan, plan_deployment
 from modules.deploy_report import (
     AwsStepFailed,
     DeployFailedError,
@@ -100,7 +100,8 @@ def deploy_endpoint(settings: DeploySettings, *, timing: Timing | None = None) -
         output.print_success("Dry run: nothing was created or changed")
         return {**plan.summary(), "status": "DryRun", "dry_run": True,
                 "region": settings.region, "console_url": console_url(settings.region,
-                                                                      plan.endpoint_name)}
+                                                                      plan.endpoint_name,
+                                                                      sagemaker)}
     return DeployRun(plan, sagemaker, logs, session, timing, started).execute()
 
 
@@ -117,14 +118,27 @@ def deploy_local_endpoint(settings: DeploySettings) -> dict:
     base = {"endpoint_name": settings.endpoint_name, "status": "InService", "action": "created",
             "instance_type": "local", "model_package_arn": arn, "region": settings.region}
     if settings.dry_run:
-        # deploy_local resolves the package itself; a dry run must refuse what it would refuse.
-        check_package_deployable(describe_package(sagemaker, arn))
-        output.print_success(f"Dry run: would serve {arn} locally as {settings.endpoint_name}")
-        return {**base, "status": "DryRun", "dry_run": True}
+        return _local_dry_run(settings, sagemaker, base)
     info = deploy_local(sagemaker, s3, endpoint_name=settings.endpoint_name,
                         model_package_arn=arn, state_dir=settings.state_dir,
                         timeout=settings.timeout, inherited_env=dict(settings.server_env))
     return {**base, **(info or {})}
+
+
+def _local_dry_run(settings: DeploySettings, sagemaker: Any, base: dict) -> dict:
+    """What a local deploy would do: like the AWS dry run, `create`, or `update` when a server
+    of that name is running (a real run replaces it)."""
+    from utils.local_endpoints import find_endpoint
+
+    # deploy_local resolves the package itself; a dry run must refuse what it would refuse.
+    check_package_deployable(describe_package(sagemaker, base["model_package_arn"]))
+    previous = find_endpoint(settings.state_dir, settings.endpoint_name)
+    running = previous is not None and bool(previous.record) and previous.is_running()
+    doing = (f"replace the server of {settings.endpoint_name} (pid {previous.pid}) with"
+             if running else f"serve {settings.endpoint_name} locally from")
+    output.print_success(f"Dry run: would {doing} {base['model_package_arn']}")
+    return {**base, "action": UPDATE if running else CREATE, "status": "DryRun",
+            "dry_run": True}
 
 
 def _warn_ignored_in_local_mode(settings: DeploySettings) -> None:
@@ -331,7 +345,8 @@ class DeployRun:
     def _result(self, status: str, *, monitored: bool) -> dict:
         return {**self.plan.summary(), "status": status, "action": self.policy.done,
                 "region": self.plan.region,
-                "console_url": console_url(self.plan.region, self.plan.endpoint_name),
+                "console_url": console_url(self.plan.region, self.plan.endpoint_name,
+                                           self.sagemaker),
                 "elapsed_seconds": round(self.timing.clock() - self.started, 1),
                 "monitored": monitored, "deployment_strategy": (
                     None if self.plan.is_create else self.plan.strategy_name)}

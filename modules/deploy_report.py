@@ -86,7 +86,8 @@ def report(result: dict, settings: DeploySettings) -> None:
     output.print_success(f"Endpoint {result['endpoint_name']} is InService on "
                          f"{result['endpoint_config_name']} ({result['action']} in "
                          f"{output.format_duration(result['elapsed_seconds'])})")
-    output.print_info(f"Console:   {result['console_url']}")
+    output.print_info(f"Console:   {result['console_url']}" if result.get("console_url") else
+                      "Console:   none (an endpoint override is in effect: not AWS itself)")
     output.print_info(f"Test it:   python test_endpoint.py -e {result['endpoint_name']} "
                       "-d sample-data.json")
     output.print_info(f"Delete it: python utils/delete_endpoint.py -e {result['endpoint_name']}")

@@ -100,12 +100,14 @@ def parse_model_package_arn(arn: str) -> ModelPackageArn:
 def _parse_package_resource(resource: str) -> tuple[str, int]:
     kind, _, rest = resource.partition("/")
     if kind == "model-package-group":
+        group = rest or "<group>"
+        # No version ARN is built from the group's name here: SageMaker lower-cases the group in
+        # version ARNs, so .../model-package/<Group>/1 would not resolve.
         raise arn_error(
             f"it names the model package group {rest!r}, not a version of it",
-            hints=[f"Deploy a version: .../model-package/{rest or '<group>'}/<version> "
-                   f"(list them: python utils/list_model_packages.py --filter {rest or '<group>'}).",
-                   f"Or pass --model-package-group {rest or '<group>'} to deploy its latest "
-                   "Approved version."])
+            hints=[f"Pass --model-package-group {group} to deploy its latest Approved version.",
+                   f"Or copy a version's ARN as listed by: python utils/list_model_packages.py "
+                   f"--filter {group}"])
     if kind != "model-package":
         raise arn_error(f"it names a {kind or '(missing resource type)'}, not a model package "
                         "(expected .../model-package/<group>/<version>)")
@@ -146,11 +148,20 @@ def validate_endpoint_name(name: str) -> str:
     bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c == "-"))})
     if bad:
         shown = ", ".join(repr(c) for c in bad)
-        raise ValidationError(f"Invalid endpoint name: {name!r} contains {shown}", hint=rule)
+        raise ValidationError(f"Invalid endpoint name: {name!r} contains {shown}",
+                              hint=_did_you_mean(name) + [rule])
     if name.startswith("-") or name.endswith("-"):
         raise ValidationError(f"Invalid endpoint name: {name!r} starts or ends with a hyphen",
-                              hint=rule)
+                              hint=_did_you_mean(name) + [rule])
     return name
+
+
+def _did_you_mean(name: str) -> list[str]:
+    """`qc_prod` -> `qc-prod`: the valid name closest to what was typed, if there is one."""
+    candidate = re.sub(r"[^a-zA-Z0-9-]+", "-", name).strip("-")
+    if candidate != name and is_sagemaker_name(candidate):
+        return [f"Did you mean {candidate}?"]
+    return []
 
 
 def generated_endpoint_name(stack: str, now: datetime) -> str:
@@ -171,6 +182,17 @@ def instance_type_format_problem(instance_type: str) -> str | None:
     return None
 
 
+def _instance_type_guess(instance_type: str, known: Sequence[str] | None) -> list[str]:
+    """`c5.xlarge` or `ML.C5.XLARGE` -> `ml.c5.xlarge`, when SageMaker offers that type."""
+    candidate = instance_type.lower()
+    if candidate != LOCAL_INSTANCE_TYPE and not candidate.startswith("ml."):
+        candidate = f"ml.{candidate}"
+    if candidate == instance_type or instance_type_format_problem(candidate):
+        return []
+    known = realtime_instance_types() if known is None else known
+    return [f"Did you mean {candidate}?"] if candidate in known else []
+
+
 @functools.lru_cache(maxsize=1)
 def realtime_instance_types() -> tuple[str, ...]:
     """SageMaker's real-time instance types, from botocore's bundled service model (no network).
@@ -188,7 +210,8 @@ def validate_instance_type(instance_type: str,
     hint = f"Recommended for linear models: {RECOMMENDED_TYPES}."
     problem = instance_type_format_problem(instance_type)
     if problem:
-        raise ValidationError(f"Invalid instance type: {problem}", hint=hint)
+        raise ValidationError(f"Invalid instance type: {problem}",
+                              hint=_instance_type_guess(instance_type, known) + [hint])
     if instance_type == LOCAL_INSTANCE_TYPE:
         return []
     known = realtime_instance_types() if known is None else known

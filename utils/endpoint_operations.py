@@ -30,7 +30,14 @@ _TRANSIENT_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsExcepti
                     "InternalServerError"}
 
 
-def console_url(region: str, endpoint_name: str) -> str:
+def console_url(region: str, endpoint_name: str, sagemaker: Any = None) -> str | None:
+    """The endpoint's page in the AWS console; None when `sagemaker` talks to an endpoint
+    override (AWS_ENDPOINT_URL: an emulator has no console, and the real page would not be it)."""
+    if sagemaker is not None:
+        from utils.boto_session import endpoint_override
+
+        if endpoint_override(sagemaker):
+            return None
     return (f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}"
             f"#/endpoints/{endpoint_name}")
 

@@ -282,3 +282,26 @@ def test_a_missing_model_archive_is_an_aws_error(aws, trained, tmp_path, state_d
     with pytest.raises(AwsError, match="model archive is missing"):
         deploy(aws, arn, state_dir, name="missing")
     assert not (state_dir / "endpoints" / "missing").exists()
+
+
+def test_local_dry_run_says_update_when_a_server_of_that_name_runs(aws, trained, tmp_path,
+                                                                   state_dir, capsys):
+    from tests.conftest import load_script
+
+    main = load_script("deploy-model.py").main
+    _, _, model_bytes = trained
+    arn = register(aws, build_tarball(tmp_path / "good.tar.gz", model_bytes))
+    env = {"AWS_REGION": REGION, "DEPLOY_MODEL_STATE_DIR": str(state_dir), "NO_COLOR": "1"}
+
+    def dry_run() -> dict:
+        capsys.readouterr()
+        assert main(["-a", arn, "-t", "local", "-e", "qc-local", "--dry-run", "--json"], env) == 0
+        return json.loads(capsys.readouterr().out)
+
+    assert dry_run()["action"] == "create"
+    first = deploy(aws, arn, state_dir)
+    planned = dry_run()
+    assert planned["action"] == "update" and planned["dry_run"] is True
+    assert local_endpoints.read_record(state_dir / "endpoints" / "qc-local")["pid"] == first["pid"]
+    stop_local_endpoint("qc-local", state_dir)
+    assert_nothing_left(state_dir, "qc-local")

@@ -57,7 +57,10 @@ def test_demo_runs_the_whole_workflow_and_leaves_nothing_running(tmp_path):
     for step in ("1. Package", "2. Deploy", "3. Serve", "4. Test", "5. List", "6. Clean up",
                  "Demo complete"):
         assert step in out
-    assert "is InService" in out and "#/endpoints/qc-demo" in out  # console URL printed
+    assert "is InService" in out
+    # An emulated deploy has no console page: none is printed, and the override is named.
+    assert "Console:   none (an endpoint override is in effect" in out
+    assert "console.aws.amazon.com" not in out and "Endpoint override (AWS_ENDPOINT_URL)" in out
     assert "follows the inference contract" in out and "qc_pass" in out
     assert "ml.p4d" not in out + result.stderr  # the hostile INSTANCE_TYPE was not used
     assert _wait_until_gone(str(tmp_path)) == []

@@ -125,3 +125,13 @@ def test_console_url_format():
         "#/endpoints/qc")
 
 
+
+
+def test_no_console_url_for_an_emulated_sagemaker(monkeypatch):
+    import boto3
+
+    aws = boto3.client("sagemaker", region_name="ca-central-1")
+    assert console_url("ca-central-1", "qc", aws).endswith("#/endpoints/qc")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    emulated = boto3.client("sagemaker", region_name="ca-central-1")
+    assert console_url("ca-central-1", "qc", emulated) is None

@@ -185,3 +185,35 @@ def test_a_bad_arn_is_refused_without_importing_boto3_or_botocore(arn):
                             capture_output=True, timeout=60)
     assert result.stdout.split() == ["2", "-"], result.stderr
     assert "Invalid model package ARN" in result.stderr
+
+
+@pytest.mark.parametrize("typed", ["c5.xlarge", "ML.C5.XLARGE", "ml.C5.xlarge", "C5.XLARGE"])
+def test_a_mistyped_instance_type_gets_the_real_name(typed):
+    with pytest.raises(ValidationError) as caught:
+        v.validate_instance_type(typed, known=KNOWN)
+    assert caught.value.hints[0] == "Did you mean ml.c5.xlarge?"
+
+
+def test_no_guess_for_a_type_sagemaker_does_not_offer():
+    with pytest.raises(ValidationError) as caught:
+        v.validate_instance_type("c9.huge", known=KNOWN)
+    assert not any("Did you mean" in hint for hint in caught.value.hints)
+
+
+@pytest.mark.parametrize("typed, meant", [("qc_prod", "qc-prod"), ("qc.prod", "qc-prod"),
+                                          ("-qc-prod", "qc-prod"), ("qc prod_2", "qc-prod-2")])
+def test_an_endpoint_name_with_underscores_gets_the_valid_one(typed, meant):
+    with pytest.raises(ValidationError) as caught:
+        v.validate_endpoint_name(typed)
+    assert caught.value.hints[0] == f"Did you mean {meant}?"
+
+
+def test_the_group_arn_hint_builds_no_arn_that_would_not_resolve():
+    """SageMaker lower-cases the group in version ARNs: .../model-package/MyGroup/1 is wrong."""
+    with pytest.raises(ValidationError) as caught:
+        v.parse_model_package_arn(
+            "arn:aws:sagemaker:ca-central-1:123456789012:model-package-group/MyGroup")
+    hints = caught.value.hints
+    assert hints[0] == "Pass --model-package-group MyGroup to deploy its latest Approved version."
+    assert "list_model_packages.py --filter MyGroup" in hints[1]
+    assert not any("model-package/MyGroup/" in hint for hint in hints)
