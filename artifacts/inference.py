@@ -95,8 +95,10 @@ class LinearParts:
             features = features / self.scale
         scores = features @ self.weights + self.bias
         if scores.shape[1] == 1:  # binary: sklearn's _predict_proba_lr, expit of the one score
-            positive = expit(scores[:, 0])
-            return np.stack([1.0 - positive, positive], axis=1)
+            probabilities = np.empty((scores.shape[0], 2))  # filled in place: no np.stack copy
+            expit(scores[:, 0], out=probabilities[:, 1])
+            np.subtract(1.0, probabilities[:, 1], out=probabilities[:, 0])
+            return probabilities
         scores -= scores.max(axis=1, keepdims=True)  # multinomial: a stable softmax, as sklearn
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=1, keepdims=True)
@@ -230,7 +232,7 @@ def _float_vector(values: Any) -> np.ndarray:
 
 def input_fn(body: bytes | str, content_type: str | None) -> np.ndarray:
     """Decode a request body into a 2-D float64 array of finite numbers."""
-    media_type = _media_type(content_type) or JSON_TYPE
+    media_type = JSON_TYPE if content_type == JSON_TYPE else _media_type(content_type) or JSON_TYPE
     if media_type == JSON_TYPE:
         rows, what = json_rows(_decode_json(body))
         return _rows_to_matrix(rows, what, strict=_may_hold_booleans(body))
@@ -427,7 +429,8 @@ def predict_fn(data: Any, model: Any) -> dict[str, Any]:
     return {"predictions": model.label_array.take(indices).tolist(),
             "probabilities": probabilities,
             "class_indices": indices,
-            "confidence_scores": probabilities.max(axis=1)}
+            # the predicted class's probability: picked, not searched for again with max()
+            "confidence_scores": np.take_along_axis(probabilities, indices[:, None], axis=1)[:, 0]}
 
 
 # --- output_fn --------------------------------------------------------------------------------
@@ -445,7 +448,7 @@ def output_fn(prediction: dict[str, Any], accept: str | None) -> tuple[bytes, st
 
 
 def _accepts_json(accept: str | None) -> bool:
-    if not accept or not accept.strip():
+    if not accept or accept in _JSON_ACCEPTS or not accept.strip():  # the usual cases first
         return True
     return any(_media_type(choice) in _JSON_ACCEPTS for choice in accept.split(","))
 
