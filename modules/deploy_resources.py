@@ -275,6 +275,15 @@ def delete_endpoint_with_resources(sagemaker: Any, endpoint_name: str, *,
                                    wait: Waiting | None = None) -> RollbackReport | None:
     """Delete an endpoint, then its current config and that config's models. None when there is
     no such endpoint."""
+    resources = endpoint_resources(sagemaker, endpoint_name)
+    if resources is None:
+        return None
+    return rollback(sagemaker, resources, wait=wait)
+
+
+def endpoint_resources(sagemaker: Any, endpoint_name: str) -> list[Resource] | None:
+    """The endpoint, its current config and that config's models (what a delete removes, in
+    that order); None when there is no such endpoint. Read-only."""
     current = describe_endpoint(sagemaker, endpoint_name)
     if current is None:
         return None
@@ -283,7 +292,7 @@ def delete_endpoint_with_resources(sagemaker: Any, endpoint_name: str, *,
     if config_name:
         resources.append(Resource(CONFIG, config_name))
         resources += [Resource(MODEL, m) for m in config_models(sagemaker, config_name)]
-    return rollback(sagemaker, resources, wait=wait)
+    return resources
 
 
 def config_models(sagemaker: Any, config_name: str) -> list[str]:

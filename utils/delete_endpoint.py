@@ -22,6 +22,8 @@ _EPILOG = """\
 examples:
   python utils/delete_endpoint.py -e qc-endpoint-20260115-093000
   python utils/delete_endpoint.py -e qc-local --json
+  python utils/delete_endpoint.py -e "$(cat endpoint_name.txt)" --if-exists   # CI teardown
+  python utils/delete_endpoint.py -e qc-endpoint-20260115-093000 --dry-run
 
 required environment for SageMaker endpoints: AWS_REGION (AWS_PROFILE optional)."""
 
@@ -36,6 +38,11 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--poll-interval", env="DEPLOY_POLL_INTERVAL", type=positive_float,
                             metavar="SECONDS",
                             help="seconds between status checks (default: back off from 5 to 30)")
+    parser.add_env_argument("--if-exists", env="DELETE_IF_EXISTS", action="store_true",
+                            help="an endpoint that does not exist is not an error (exit 0): "
+                                 "for CI teardown steps")
+    parser.add_env_argument("--dry-run", env="DRY_RUN", action="store_true",
+                            help="show what would be stopped or deleted; change nothing")
     add_common_flags(parser)
     return parser
 
@@ -46,9 +53,11 @@ def _execute(args, env) -> int:
     if not args.endpoint_name:
         raise ValidationError("No endpoint given: pass -e/--endpoint-name (env ENDPOINT_NAME)")
     name = validate_endpoint_name(args.endpoint_name)
-    result = _stop_local(name, env)
-    if result is None:
-        result = _delete_sagemaker(name, env, args.timeout, args.poll_interval)
+    if args.dry_run:
+        result = _plan_local(name, env) or _plan_sagemaker(name, env, args.if_exists)
+    else:
+        result = _stop_local(name, env) or _delete_sagemaker(
+            name, env, args.timeout, args.poll_interval, args.if_exists)
     if output.is_json_mode():
         output.print_json_result(result)
     return int(ExitCode.OK)
@@ -67,21 +76,68 @@ def _stop_local(name: str, env) -> dict | None:
             "removed": [f"local endpoint {name}"], "left_behind": [], "cleanup_commands": []}
 
 
-def _delete_sagemaker(name: str, env, timeout: float, poll_interval: float | None) -> dict:
-    from modules.deploy_resources import Waiting, delete_endpoint_with_resources
+def _plan_local(name: str, env) -> dict | None:
+    from utils.local_endpoints import find_endpoint, state_dir_from_env
+
+    endpoint = find_endpoint(state_dir_from_env(env), name)
+    if endpoint is None or not endpoint.record:
+        return None
+    running = f"its server, pid {endpoint.pid}" if endpoint.is_running() else "not running"
+    return _report_plan(name, [f"local endpoint {name} ({running}) and {endpoint.directory}"],
+                        {"local": True})
+
+
+def _plan_sagemaker(name: str, env, if_exists: bool) -> dict:
+    from modules.deploy_resources import endpoint_resources
+
+    region, sagemaker = _sagemaker_client(name, env, "Dry run: deleting endpoint")
+    resources = endpoint_resources(sagemaker, name)
+    if resources is None:
+        return _absent(name, region, if_exists, dry_run=True)
+    return _report_plan(name, [str(r) for r in resources], {"local": False, "region": region})
+
+
+def _report_plan(name: str, would_remove: list[str], facts: dict) -> dict:
+    output.print_success(f"Dry run: nothing was stopped or deleted; a real run would remove "
+                         f"{', '.join(would_remove)}")
+    return {"endpoint_name": name, **facts, "dry_run": True, "would_remove": would_remove,
+            "removed": [], "left_behind": [], "cleanup_commands": []}
+
+
+def _sagemaker_client(name: str, env, title: str):
     from utils.boto_session import create_clients, get_boto_session
     from utils.env_validation import get_env_var, validate_env_vars
 
     region = validate_env_vars(["AWS_REGION"], env)["AWS_REGION"]
-    output.print_header(f"Deleting endpoint {name}")
+    output.print_header(f"{title} {name}")
     session = get_boto_session(region, get_env_var("AWS_PROFILE", env))
     (sagemaker,) = create_clients(session, "sagemaker")
+    return region, sagemaker
+
+
+def _absent(name: str, region: str, if_exists: bool, *, dry_run: bool = False) -> dict:
+    """No such endpoint: an error, or with --if-exists a success that says so."""
+    if not if_exists:
+        raise AwsError(f"No endpoint named {name} in {region} (and no local endpoint)", hint=[
+            f"List endpoints: aws sagemaker list-endpoints --region {region}",
+            "Check AWS_REGION (or --region): endpoints live in one region.",
+            "In a teardown step, --if-exists makes a missing endpoint exit 0."])
+    output.print_success(f"No endpoint named {name} in {region} (and no local endpoint): "
+                         "nothing to delete (--if-exists)")
+    result = {"endpoint_name": name, "local": False, "region": region, "existed": False,
+              "removed": [], "left_behind": [], "cleanup_commands": []}
+    return {**result, "dry_run": True, "would_remove": []} if dry_run else result
+
+
+def _delete_sagemaker(name: str, env, timeout: float, poll_interval: float | None,
+                      if_exists: bool = False) -> dict:
+    from modules.deploy_resources import Waiting, delete_endpoint_with_resources
+
+    region, sagemaker = _sagemaker_client(name, env, "Deleting endpoint")
     report = delete_endpoint_with_resources(
         sagemaker, name, wait=Waiting(timeout, poll_interval))
     if report is None:
-        raise AwsError(f"No endpoint named {name} in {region} (and no local endpoint)", hint=[
-            f"List endpoints: aws sagemaker list-endpoints --region {region}",
-            "Check AWS_REGION: endpoints live in one region."])
+        return _absent(name, region, if_exists)
     result = {"endpoint_name": name, "local": False, "region": region,
               "removed": [str(r) for r in report.removed],
               "left_behind": [str(r) for r in report.left],

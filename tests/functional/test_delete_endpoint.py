@@ -99,3 +99,50 @@ def test_a_local_endpoint_is_stopped_without_asking_aws(tmp_path, capsys):
     assert doc["local"] is True and doc["removed"] == ["local endpoint qc-local"]
     assert doc["left_behind"] == [] and doc["cleanup_commands"] == []  # one shape for CI
     assert not directory.exists()
+
+
+def test_if_exists_makes_a_missing_endpoint_a_success(aws, env, capsys):
+    assert delete_script.main(["-e", "qc-gone"], env) == 3
+    capsys.readouterr()
+    assert delete_script.main(["-e", "qc-gone", "--if-exists"], env) == 0
+    assert "nothing to delete (--if-exists)" in capsys.readouterr().out
+    assert delete_script.main(["-e", "qc-gone", "--json"], {**env, "DELETE_IF_EXISTS": "1"}) == 0
+    document = one_json_document(capsys.readouterr().out)
+    assert document["existed"] is False and document["removed"] == []
+
+
+def test_if_exists_still_deletes_an_endpoint_that_exists(aws, env, capsys):
+    deployed(aws, env)
+    assert delete_script.main(["-e", "qc-del", "--if-exists"], env) == 0
+    assert resources(aws.sagemaker) == EMPTY
+
+
+def test_dry_run_lists_what_would_go_and_removes_nothing(aws, env, capsys):
+    before = deployed(aws, env)
+    capsys.readouterr()
+    assert delete_script.main(["-e", "qc-del", "--dry-run", "--json"], env) == 0
+    document = one_json_document(capsys.readouterr().out)
+    assert document["dry_run"] is True and document["removed"] == []
+    assert document["would_remove"] == ["endpoint qc-del", f"endpoint-config {before['configs'][0]}",
+                                        f"model {before['models'][0]}"]
+    assert resources(aws.sagemaker) == before
+
+
+def test_dry_run_of_a_missing_endpoint_fails_unless_if_exists(aws, env, capsys):
+    assert delete_script.main(["-e", "qc-gone", "--dry-run"], env) == 3
+    assert delete_script.main(["-e", "qc-gone", "--dry-run", "--if-exists"], env) == 0
+
+
+def test_dry_run_of_a_local_endpoint_keeps_it(tmp_path, capsys):
+    state = tmp_path / "state"
+    directory = local_endpoints.endpoint_dir(state, "qc-local")
+    local_endpoints.write_record(directory, {
+        "endpoint_name": "qc-local", "pid": 2_000_000_000, "port": 1, "url": "http://127.0.0.1:1",
+        "model_package_arn": "arn:aws:sagemaker:ca-central-1:123456789012:model-package/g/1",
+        "created_at": "2026-01-15T09:30:05Z", "server_command": ["serve"]})
+    env = {"DEPLOY_MODEL_STATE_DIR": str(state), "NO_COLOR": "1"}
+    assert delete_script.main(["-e", "qc-local", "--dry-run", "--json"], env) == 0
+    doc = one_json_document(capsys.readouterr().out)
+    assert doc["local"] is True and doc["dry_run"] is True
+    assert doc["would_remove"][0].startswith("local endpoint qc-local (not running)")
+    assert local_endpoints.read_record(directory)["pid"] == 2_000_000_000
