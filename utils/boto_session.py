@@ -1,7 +1,8 @@
 """The ONLY place AWS sessions and clients are made.
 
 One botocore `Config` serves every client: standard retries with enough attempts to ride out
-SageMaker's throttling (DescribeEndpoint is rate-limited), bounded connect/read timeouts, and a
+SageMaker's throttling (DescribeEndpoint is rate-limited), bounded connect/read timeouts, fewer
+attempts and a time budget for connection failures (each retry announced), and a
 user-agent suffix so our calls are recognisable in CloudTrail. boto3 itself honours
 `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`, which the tests and the demo use to point at moto.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
@@ -27,10 +29,17 @@ __all__ = ["CLIENT_CONFIG", "TOOL_NAME", "TOOL_VERSION", "create_clients", "endp
 
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 10},
-    connect_timeout=10,
+    connect_timeout=5,
     read_timeout=70,  # an invocation may take up to 60 s inside the container
     user_agent_extra=f"{TOOL_NAME}/{TOOL_VERSION}",
 )
+# Ten retries ride out throttling, but against an endpoint that refuses connections or never
+# answers they cost up to ~12 minutes (10 x 70 s read timeouts) with nothing shown. Connection
+# failures and timeouts therefore get at most this many attempts, and no new attempt once this
+# long has passed since the first failure: at most ~18 s against a black hole (3 x 5 s connect
+# timeouts), ~141 s against a silent server (2 x 70 s). Each retry is announced.
+CONNECTION_ATTEMPTS = 3
+CONNECTION_RETRY_SECONDS = 60.0
 
 _SOURCES = {
     "env": "environment variables (AWS_ACCESS_KEY_ID)",
@@ -113,9 +122,11 @@ def create_clients(session: boto3.Session, *names: str, quiet: bool = False) -> 
     clients = tuple(session.client(name, config=CLIENT_CONFIG) for name in names)
     for client in clients:
         # Same event name as botocore's retry handler, registered first: so it is asked first.
-        client.meta.events.register_first(
-            f"needs-retry.{client.meta.service_model.service_id.hyphenize()}",
-            _no_retry_for_html_500, unique_id="deploy-model-no-retry-html-500")
+        event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}"
+        client.meta.events.register_first(event, _no_retry_for_html_500,
+                                          unique_id="deploy-model-no-retry-html-500")
+        client.meta.events.register_first(event, _bounded_connection_retries,
+                                          unique_id="deploy-model-bounded-connection-retries")
     if not quiet:
         _report_endpoint_overrides(clients)
     return clients
@@ -138,6 +149,31 @@ def _no_retry_for_html_500(response: Any = None, **_: Any) -> bool | None:
     http_response = response[0]
     if http_response.status_code == 500 and is_html_answer(http_response):
         return False
+    return None
+
+
+def _bounded_connection_retries(caught_exception: BaseException | None = None, attempts: int = 0,
+                                request_dict: dict | None = None, operation: Any = None,
+                                **_: Any) -> bool | None:
+    """Stop retrying a connection failure or timeout after CONNECTION_ATTEMPTS attempts or
+    CONNECTION_RETRY_SECONDS (False ends botocore's retries); announce each retry. Returns None
+    otherwise, so botocore's standard handler still chooses the backoff and handles throttling."""
+    from botocore.exceptions import ConnectionError as BotocoreConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    if not isinstance(caught_exception, (BotocoreConnectionError, HTTPClientError)):
+        return None
+    context = (request_dict or {}).setdefault("context", {})
+    first_failure = context.setdefault("deploy_model_first_failure", time.monotonic())
+    waited = time.monotonic() - first_failure
+    what = f"{operation.service_model.service_name} {operation.name}" if operation else "AWS"
+    if attempts >= CONNECTION_ATTEMPTS or waited >= CONNECTION_RETRY_SECONDS:
+        output.print_warning(f"{what}: no answer after {attempts} attempt(s) "
+                             f"({output.format_duration(waited)} since the first failure); "
+                             "giving up")
+        return False
+    output.print_warning(f"{what}: {caught_exception}; retrying (attempt {attempts + 1} of "
+                         f"{CONNECTION_ATTEMPTS})")
     return None
 
 
