@@ -28,9 +28,10 @@ from utils.cli import (  # noqa: E402
     add_common_flags,
     aws_env,
     environ,
-    positive_float,
+    poll_seconds,
     positive_int,
     run,
+    wait_seconds,
 )
 from utils.names import DEFAULT_STACK  # noqa: E402
 
@@ -109,10 +110,10 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--skip-rollback", env="SKIP_ROLLBACK", action="store_true",
                             help="on failure keep everything for debugging and print the "
                                  "cleanup commands")
-    parser.add_env_argument("--timeout", env="DEPLOY_TIMEOUT", default=DEFAULT_TIMEOUT, type=positive_float,
+    parser.add_env_argument("--timeout", env="DEPLOY_TIMEOUT", default=DEFAULT_TIMEOUT, type=wait_seconds,
                             metavar="SECONDS",
                             help="seconds to wait for InService")
-    parser.add_env_argument("--poll-interval", env="DEPLOY_POLL_INTERVAL", type=positive_float,
+    parser.add_env_argument("--poll-interval", env="DEPLOY_POLL_INTERVAL", type=poll_seconds,
                             metavar="SECONDS",
                             help="seconds between status checks (default: back off from 5 to 30)")
     parser.add_env_argument("--smoke-test-data", env="SMOKE_TEST_DATA", metavar="FILE",

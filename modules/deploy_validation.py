@@ -43,13 +43,18 @@ TAG_STACK = "Stack"
 TAG_ENDPOINT = "EndpointName"
 RESERVED_TAG_KEYS = (TAG_MANAGED_BY, TAG_PACKAGE, TAG_STACK, TAG_ENDPOINT)
 
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-_PARTITION_RE = re.compile(r"^aws(-[a-z]+)*$")
-_INSTANCE_FORMAT_RE = re.compile(r"^ml\.[a-z0-9]+(-[a-z0-9]+)*\.[a-z0-9]+$")
+# \A..\Z and re.ASCII: `$` also matches before a final newline, and `\d` matches '²' or '١'.
+_ACCOUNT_RE = re.compile(r"\A\d{12}\Z", re.ASCII)
+_REGION_RE = re.compile(r"\A[a-z]{2}(-[a-z]+)+-\d\Z", re.ASCII)
+_PARTITION_RE = re.compile(r"\Aaws(-[a-z]+)*\Z")
+_INSTANCE_FORMAT_RE = re.compile(r"\Aml\.[a-z0-9]+(-[a-z0-9]+)*\.[a-z0-9]+\Z")
+# Stack names: lower-case letters, digits and hyphens (package-model.py's rule: they name the
+# ECR repository <stack>-inference and S3 prefixes, and here the endpoint and the Stack tag).
+_STACK_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # GPU and accelerator families: wasted money for a linear model.
 _ACCELERATED_FAMILY_RE = re.compile(r"^(g\d|p\d|inf\d|trn\d|dl\d)")
-_TAG_CHARS_RE = re.compile(r"^[\w\s.:/=+\-@]*$")
+# AWS allows Unicode letters and digits in tags, and spaces, but no newline or tab.
+_TAG_CHARS_RE = re.compile(r"\A[\w .:/=+\-@]*\Z")
 _ARN_EXAMPLE = "arn:aws:sagemaker:<region>:<12-digit account>:model-package/<group>/<version>"
 _ARN_HINTS = [
     f"A model package ARN looks like {_ARN_EXAMPLE}.",
@@ -122,7 +127,7 @@ def _parse_package_resource(resource: str) -> tuple[str, int]:
     if not is_sagemaker_name(group):
         raise arn_error(f"group name {group!r} is not a valid model package group name "
                         "(letters, digits and hyphens, at most 63)")
-    if not version.isdigit() or int(version) < 1:
+    if not (version.isascii() and version.isdigit()) or int(version) < 1:
         raise arn_error(f"version {version!r} must be a whole number of at least 1")
     return group, int(version)
 
@@ -162,6 +167,14 @@ def _did_you_mean(name: str) -> list[str]:
     if candidate != name and is_sagemaker_name(candidate):
         return [f"Did you mean {candidate}?"]
     return []
+
+
+def validate_stack(stack: str) -> str:
+    if not _STACK_RE.fullmatch(stack or ""):
+        raise ValidationError(f"Invalid stack: {stack!r}", hint=(
+            "Stack names use lower-case letters, digits and hyphens, 1-63 characters, starting "
+            "and ending with a letter or digit (the same rule as utils/package-model.py)."))
+    return stack
 
 
 def generated_endpoint_name(stack: str, now: datetime) -> str:
@@ -206,8 +219,12 @@ def realtime_instance_types() -> tuple[str, ...]:
 def validate_instance_type(instance_type: str,
                            known: Sequence[str] | None = None) -> list[str]:
     """Warnings for a usable type; `Invalid instance type: ...` for one SageMaker does not offer."""
-    instance_type = (instance_type or "").strip()
     hint = f"Recommended for linear models: {RECOMMENDED_TYPES}."
+    instance_type = instance_type or ""
+    if instance_type != instance_type.strip():
+        # Refused, not stripped: ' local' would pass as 'local' here and reach AWS unchanged.
+        raise ValidationError(f"Invalid instance type: {instance_type!r} has spaces around it",
+                              hint=f"Did you mean {instance_type.strip()!r}?")
     problem = instance_type_format_problem(instance_type)
     if problem:
         raise ValidationError(f"Invalid instance type: {problem}",
@@ -314,10 +331,14 @@ def settings_from_args(args: Any, env: Mapping[str, str],
     parsed = _package_source(args)
     from utils.env_validation import get_env_var, validate_env_vars
 
+    validate_stack(args.stack)
+
     # An explicitly empty -e (e.g. -e "$(cat endpoint_name.txt)" from an empty file) is an error,
     # never a silent new endpoint; only an absent flag and env var generate a name.
-    if args.endpoint_name is not None:
-        endpoint_name = args.endpoint_name
+    # ENDPOINT_NAME='' counts as explicitly empty too (argparse's env fallback reads '' as unset).
+    generated = args.endpoint_name is None and env.get("ENDPOINT_NAME") != ""
+    if not generated:
+        endpoint_name = args.endpoint_name or ""
     else:
         from datetime import datetime
 
@@ -349,7 +370,7 @@ def settings_from_args(args: Any, env: Mapping[str, str],
         keep_previous=args.keep_previous, timeout=args.timeout, poll_interval=args.poll_interval,
         output_file=args.output_file, dry_run=args.dry_run, strategy=strategy,
         rollback_alarms=tuple(dict.fromkeys(args.rollback_alarm or ())), tags=tags,
-        smoke_test=smoke, name_was_generated=args.endpoint_name is None,
+        smoke_test=smoke, name_was_generated=generated,
         **(_local_settings(env) if local else {}))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -132,8 +133,33 @@ def positive_float(raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {raw!r}") from None
+    if not math.isfinite(value):  # nan passes every comparison, so it would never time out
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {raw}")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {raw}")
+    return value
+
+
+MAX_WAIT_SECONDS = 7 * 24 * 3600  # a week: beyond any deploy, and deadlines and sleeps stay finite
+MIN_POLL_SECONDS = 0.01  # what the tests and the emulator use; AWS itself deserves 5 s or more
+MAX_POLL_SECONDS = 300
+
+
+def wait_seconds(raw: str) -> float:
+    """A timeout: finite, above 0, at most a week (1e26 would overflow a sleep or a deadline)."""
+    value = positive_float(raw)
+    if value > MAX_WAIT_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_WAIT_SECONDS} seconds (a week), "
+                                         f"got {raw}")
+    return value
+
+
+def poll_seconds(raw: str) -> float:
+    """A poll interval: 1e-9 would poll as fast as the loop spins."""
+    value = positive_float(raw)
+    if not MIN_POLL_SECONDS <= value <= MAX_POLL_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be between {MIN_POLL_SECONDS} and "
+                                         f"{MAX_POLL_SECONDS} seconds, got {raw}")
     return value
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, never installed
 
 from utils import output  # noqa: E402
-from utils.cli import EnvArgumentParser, add_common_flags, aws_env, environ, positive_float, run  # noqa: E402
+from utils.cli import EnvArgumentParser, add_common_flags, aws_env, environ, poll_seconds, run, wait_seconds  # noqa: E402
 from utils.errors import AwsError, DeployModelError, ExitCode, ValidationError  # noqa: E402
 
 _EPILOG = """\
@@ -33,9 +33,9 @@ def build_parser() -> EnvArgumentParser:
                                epilog=_EPILOG)
     parser.add_env_argument("-e", "--endpoint-name", env="ENDPOINT_NAME", metavar="NAME",
                             help="endpoint to delete (required)")
-    parser.add_env_argument("--timeout", env="DELETE_TIMEOUT", default=900.0, type=positive_float,
+    parser.add_env_argument("--timeout", env="DELETE_TIMEOUT", default=900.0, type=wait_seconds,
                             metavar="SECONDS", help="how long to wait for the endpoint to go")
-    parser.add_env_argument("--poll-interval", env="DEPLOY_POLL_INTERVAL", type=positive_float,
+    parser.add_env_argument("--poll-interval", env="DEPLOY_POLL_INTERVAL", type=poll_seconds,
                             metavar="SECONDS",
                             help="seconds between status checks (default: back off from 5 to 30)")
     parser.add_env_argument("--if-exists", env="DELETE_IF_EXISTS", action="store_true",

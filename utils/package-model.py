@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, never installed
 
 from utils import output  # noqa: E402
-from utils.cli import EnvArgumentParser, add_common_flags, aws_env, environ, positive_float, run  # noqa: E402
+from utils.cli import EnvArgumentParser, add_common_flags, aws_env, environ, run, wait_seconds  # noqa: E402
 from utils.names import DEFAULT_STACK  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def build_parser() -> EnvArgumentParser:
     add("--dry-run", env="DRY_RUN", action="store_true",
         help="make every check (artifacts, image, bucket, existing packages) and show what a run "
              "would do; upload, register and write nothing")
-    add("--preflight-timeout", env="PREFLIGHT_TIMEOUT", default=60.0, type=positive_float,
+    add("--preflight-timeout", env="PREFLIGHT_TIMEOUT", default=60.0, type=wait_seconds,
         metavar="SECONDS", help="limit for loading the model and the smoke run")
     add_common_flags(parser)
     return parser
