@@ -31,7 +31,7 @@ from typing import Any
 from modules.bundle_artifacts import HANDLER_FILE, MODEL_FILE, REQUIREMENTS_FILE
 from utils import contract
 from utils.env_validation import is_secret
-from utils.errors import ValidationError
+from utils.errors import ValidationError, venv_hint
 
 REQUIRED_FILES = (MODEL_FILE, HANDLER_FILE, REQUIREMENTS_FILE)
 # handler -> the positional arguments the serving container passes
@@ -344,7 +344,10 @@ def model_problems(result: dict[str, Any], model_path: Path,
                    class_labels: list[str] | None) -> list[Problem]:
     load = result.get("load") or {}
     if not load.get("ok"):
-        return [Problem(model_path, f"cannot be loaded: {load.get('error', 'unknown error')}",
+        error = str(load.get("error", "unknown error"))
+        if "No module named 'sklearn'" in error or "No module named 'joblib'" in error:
+            return [Problem(model_path, f"cannot be loaded in this Python: {error}", venv_hint())]
+        return [Problem(model_path, f"cannot be loaded: {error}",
                         "Re-save it with joblib.dump(model, 'model.joblib') using the "
                         "scikit-learn version you pin in requirements.txt.")]
     facts = result.get("model") or {"error": "no description"}

@@ -22,7 +22,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, NoReturn
 
 from utils import output
-from utils.errors import EXIT_CODES_HELP, DeployModelError, ExitCode, Terminated
+from utils.errors import (
+    EXIT_CODES_HELP,
+    DeployModelError,
+    ExitCode,
+    Terminated,
+    missing_dependency,
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -242,6 +248,8 @@ def run(body: Callable[[], int], *, debug: bool = False) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return body()
+    except BrokenPipeError:
+        return _reader_went_away()
     except DeployModelError as error:
         return _report(error)
     except KeyboardInterrupt:
@@ -249,6 +257,8 @@ def run(body: Callable[[], int], *, debug: bool = False) -> int:
     except Terminated:
         return _report(_interrupted("Terminated (SIGTERM)", ExitCode.TERMINATED))
     except Exception as exc:  # noqa: BLE001 - this is the one boundary
+        if isinstance(exc, ModuleNotFoundError) and missing_dependency(exc) is not None:
+            return _report(missing_dependency(exc))  # run outside the project's venv
         translated = _aws_error_from_botocore(exc)
         if translated is not None:
             return _report(translated)
@@ -259,6 +269,22 @@ def run(body: Callable[[], int], *, debug: bool = False) -> int:
             hint="Re-run with --debug for a traceback and report it as a bug."))
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, what a shell reports for `... | head`
+
+
+def _reader_went_away() -> int:
+    """stdout was piped into e.g. `head`, which exited: stop quietly, as `cat` would. stdout is
+    pointed at /dev/null so the interpreter's final flush does not raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture)
+        pass
+    finally:
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def _interrupted(message: str, code: ExitCode) -> DeployModelError:

@@ -86,3 +86,21 @@ class DeployTimeout(DeployModelError):
 
 class Terminated(BaseException):
     """Raised from the SIGTERM handler so `finally` blocks and rollbacks run, like KeyboardInterrupt."""
+
+
+def venv_hint() -> str:
+    """How to run with the project's own environment, where every dependency is installed."""
+    return ("Run it with the project's virtual environment: `make venv` once, then "
+            "`. .venv/bin/activate` (or call .venv/bin/python directly); this Python is "
+            f"{__import__('sys').executable}.")
+
+
+def missing_dependency(exc: ModuleNotFoundError) -> ValidationError | None:
+    """A third-party module missing from this Python (run outside the venv), else None."""
+    top = (exc.name or "").split(".")[0]
+    if not top or top in ("utils", "modules", "artifacts", "tests"):
+        return None
+    return ValidationError(f"The Python module {top!r} is not installed in this Python",
+                           hint=[venv_hint(), "Or install the requirements into it: "
+                                 "python -m pip install -r requirements.txt"])
+
