@@ -384,7 +384,7 @@ class DeployRun:
             return []
         output.print_info("Removing the superseded " + ", ".join(map(str, removable)))
         report = self._rollback(removable)
-        if report.left:
+        if report.unfinished:
             output.print_warning("; ".join(report.lines(self.plan.region)))
         return [str(r) for r in report.removed]
 
@@ -443,7 +443,7 @@ class DeployRun:
             return RollbackReport(left=new, problem=f"pointing back ended {waited.status} on "
                                   f"{(waited.description or {}).get('EndpointConfigName')}")
         output.print_info(f"{self.plan.endpoint_name} is InService on {previous} again")
-        return self._rollback(new)
+        return self._rollback(new, owner=self.plan.run_id)
 
     # -- failures ----------------------------------------------------------------------------
 
@@ -530,7 +530,7 @@ class DeployRun:
         if self.update_requested and self._endpoint_uses_new_config():
             return RollbackReport(left=targets, problem="the endpoint is using the new config")
         output.print_warning(f"{_sentence(why)}: rolling back what this run created")
-        return self._rollback(targets)
+        return self._rollback(targets, owner=self.plan.run_id)
 
     def remove_new_unless_in_use(self, outcome: MonitorResult) -> RollbackReport:
         targets = self.resources.to_remove()
@@ -547,13 +547,14 @@ class DeployRun:
         return (current.get("EndpointConfigName") == self.plan.config_name
                 or current.get("EndpointStatus") != "InService")
 
-    def _rollback(self, targets: list[Resource]) -> RollbackReport:
+    def _rollback(self, targets: list[Resource], *, owner: str | None = None) -> RollbackReport:
+        """Delete `targets`; with `owner`, only those that still carry that run id."""
         report = rollback(self.sagemaker, targets,
-                          wait=self.timing.waiting(self.plan.poll_interval))
+                          wait=self.timing.waiting(self.plan.poll_interval), owner=owner)
         self.resources.forget(report.removed)
-        if report.left:
+        if report.unfinished:
             output.print_warning("Rollback incomplete; remove the rest with:")
-            for line in cleanup_commands(report.left, self.plan.region):
+            for line in report.commands(self.plan.region):
                 output.print_line(f"    {line}")
         return report
 
@@ -570,8 +571,8 @@ class DeployRun:
                          container_errors=outcome.error_lines)
         if report is not None:
             facts.update(rolled_back=[str(r) for r in report.removed],
-                         left_behind=[str(r) for r in report.left],
-                         cleanup_commands=cleanup_commands(report.left, self.plan.region))
+                         left_behind=[str(r) for r in report.unfinished],
+                         cleanup_commands=report.commands(self.plan.region))
         return facts
 
     def _log_hints(self) -> list[str]:

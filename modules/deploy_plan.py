@@ -8,11 +8,13 @@ modules/deploy_watch.py, modules/deploy_endpoint.py) read the plan, never the se
 
 - Endpoint absent -> create; InService -> blue/green update on the same variant name; busy or
   broken -> refuse, saying what to do.
-- Names are `<endpoint>-<timestamp>`; the model and the endpoint config share one.
+- Every run has a run id (`YYYYMMDD-HHMMSS-<8 hex>`): every resource it creates carries it as the
+  `DeployRunId` tag, and the model and config are named `<endpoint>-<run id>` after it.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +23,13 @@ from botocore import exceptions as bce
 
 from modules.deploy_package import PackageInfo
 from modules.deploy_settings import DeploymentStrategy, DeploySettings, SmokeTest
-from modules.deploy_validation import TAG_ENDPOINT, TAG_MANAGED_BY, TAG_PACKAGE, TAG_STACK
+from modules.deploy_validation import (
+    TAG_ENDPOINT,
+    TAG_MANAGED_BY,
+    TAG_PACKAGE,
+    TAG_RUN_ID,
+    TAG_STACK,
+)
 from modules.monitor_endpoint import log_group_name
 from utils.endpoint_operations import BUSY_STATUSES, describe_endpoint, is_not_found
 from utils.errors import AwsError
@@ -72,6 +80,7 @@ class Previous:
 @dataclass(frozen=True)
 class DeployPlan:
     action: str  # CREATE or UPDATE
+    run_id: str
     endpoint_name: str
     config_name: str
     variants: tuple[Variant, ...]
@@ -119,7 +128,7 @@ class DeployPlan:
     def summary(self) -> dict[str, Any]:
         variant = self.variant
         return {
-            "action": self.action, "endpoint_name": self.endpoint_name,
+            "action": self.action, "run_id": self.run_id, "endpoint_name": self.endpoint_name,
             "model_name": self.model_name, "endpoint_config_name": self.config_name,
             "variant_name": variant.name, "instance_type": variant.instance_type,
             "instance_count": variant.instance_count, "model_package_arn": self.package.arn,
@@ -127,18 +136,23 @@ class DeployPlan:
         }
 
 
-def resource_name(endpoint_name: str, now: datetime) -> str:
-    """`<endpoint>-YYYYMMDD-HHMMSS-mmm` within SageMaker's 63 characters (the model and the
-    endpoint config share it: different resource types, one name to recognise them by). The
-    milliseconds keep two deploys in one second (a CI retry) from colliding."""
-    stamp = f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}"
-    base = endpoint_name[: MAX_NAME_LENGTH - len(stamp) - 1].rstrip("-")
-    return f"{base}-{stamp}"
+def new_run_id(now: datetime, token: str | None = None) -> str:
+    """`YYYYMMDD-HHMMSS-<8 hex>`: sortable by time, and the random part keeps two runs that
+    start in the same second (two CI jobs, a race) apart."""
+    return f"{now:%Y%m%d-%H%M%S}-{token or secrets.token_hex(4)}"
 
 
-def resource_tags(settings: DeploySettings, package_arn: str) -> tuple[tuple[str, str], ...]:
+def resource_name(endpoint_name: str, run_id: str) -> str:
+    """`<endpoint>-<run id>` within SageMaker's 63 characters (the model and the endpoint config
+    share it: different resource types, one name to recognise the run by)."""
+    base = endpoint_name[: MAX_NAME_LENGTH - len(run_id) - 1].rstrip("-")
+    return f"{base}-{run_id}"
+
+
+def resource_tags(settings: DeploySettings, package_arn: str,
+                  run_id: str) -> tuple[tuple[str, str], ...]:
     tags = {TAG_MANAGED_BY: TOOL_NAME, TAG_PACKAGE: package_arn, TAG_STACK: settings.stack,
-            TAG_ENDPOINT: settings.endpoint_name}
+            TAG_ENDPOINT: settings.endpoint_name, TAG_RUN_ID: run_id}
     tags.update(dict(settings.tags))
     return tuple(tags.items())
 
@@ -166,11 +180,12 @@ def deployment_config(strategy: DeploymentStrategy, alarms: tuple[str, ...]) -> 
 
 
 def plan_deployment(sagemaker: Any, settings: DeploySettings, package: PackageInfo,
-                    now: datetime) -> DeployPlan:
-    name = resource_name(settings.endpoint_name, now)
+                    now: datetime, run_id: str | None = None) -> DeployPlan:
+    run_id = run_id or new_run_id(now)
+    name = resource_name(settings.endpoint_name, run_id)
     common = dict(
-        endpoint_name=settings.endpoint_name, config_name=name, package=package,
-        tags=resource_tags(settings, package.arn), region=settings.region,
+        run_id=run_id, endpoint_name=settings.endpoint_name, config_name=name, package=package,
+        tags=resource_tags(settings, package.arn, run_id), region=settings.region,
         role_arn=settings.role_arn or "", timeout=settings.timeout,
         poll_interval=settings.poll_interval, monitor=settings.monitor,
         rollback=settings.rollback, keep_previous=settings.keep_previous,

@@ -5,7 +5,11 @@ created, how its ARN (and so its tags) is read back, how it is deleted, in which
 Everything that creates, checks ownership of, or deletes a resource goes through it.
 
 - `RunResources`: every resource this run creates is recorded the moment AWS accepts it; rollback
-  deletes those and nothing else (an update never deletes the endpoint it updated).
+  deletes those and nothing else (an update never deletes the endpoint it updated), and only
+  after reading back that each still carries this run's id (`DeployRunId`).
+- `create`: a create answered "already exists" owns nothing of that name, unless the resource
+  read back carries this run's id: then an earlier attempt of the same call (a retry after a
+  lost answer) made it, and it is this run's.
 - `superseded_resources`: after a successful update, the previous config and its model, when
   deploy-model created them (read back from their tags) and nothing uses them any more.
 - `delete_endpoint_with_resources`: what utils/delete_endpoint.py removes.
@@ -22,10 +26,10 @@ from typing import Any
 from botocore import exceptions as bce
 
 from modules.deploy_plan import DeployPlan
-from modules.deploy_validation import TAG_MANAGED_BY
+from modules.deploy_validation import TAG_MANAGED_BY, TAG_RUN_ID
 from modules.monitor_endpoint import delete_endpoint
 from utils import output
-from utils.aws_errors import error_message
+from utils.aws_errors import error_code, error_message
 from utils.endpoint_operations import describe_endpoint, is_not_found
 from utils.errors import Terminated
 from utils.names import TOOL_NAME
@@ -134,6 +138,24 @@ def created_by_tool(sagemaker: Any, arn: str | None) -> bool:
     return tags_of(sagemaker, arn).get(TAG_MANAGED_BY) == TOOL_NAME
 
 
+GONE = object()  # what `run_id_of` answers for a resource that does not exist
+
+
+def run_id_of(sagemaker: Any, resource: Resource) -> Any:
+    """The run id the resource carries now, read back from AWS; None without one, GONE when
+    there is no such resource."""
+    arn = resource_arn(sagemaker, resource)
+    if arn is None:
+        return GONE
+    return tags_of(sagemaker, arn).get(TAG_RUN_ID)
+
+
+def is_already_exists(exc: BaseException) -> bool:
+    message = error_message(exc).lower()
+    return error_code(exc) in {"ValidationException", "ResourceInUse"} and (
+        "already exist" in message)
+
+
 @dataclass
 class RunResources:
     """What this run created, in creation order. A call interrupted mid-flight leaves its
@@ -164,22 +186,32 @@ class RunResources:
         self.created = [r for r in self.created if r not in gone]
 
 
-def create(sagemaker: Any, resources: RunResources, resource: Resource, **params: Any) -> dict:
-    """Create `resource` through the table, recording it for rollback."""
-    return resources.track(resource, lambda: resource.spec.create(sagemaker, resource.name,
-                                                                  **params))
+def create(sagemaker: Any, resources: RunResources, resource: Resource, run_id: str,
+           **params: Any) -> dict:
+    """Create `resource` through the table, recording it for rollback. "Already exists" is
+    this run's only when the resource read back carries `run_id`; otherwise the error stands."""
+    try:
+        return resources.track(resource, lambda: resource.spec.create(sagemaker, resource.name,
+                                                                      **params))
+    except bce.ClientError as exc:
+        if not is_already_exists(exc) or run_id_of(sagemaker, resource) != run_id:
+            raise
+    output.print_info(f"{resource} already exists and carries this run's id: an earlier attempt "
+                      "of the same call got through (its answer was lost)")
+    resources.created.append(resource)
+    return {resource.spec.arn_key: resource_arn(sagemaker, resource)}
 
 
 def create_model(sagemaker: Any, plan: DeployPlan, resources: RunResources) -> None:
     output.print_info(f"Creating model {plan.model_name}")
-    create(sagemaker, resources, Resource(MODEL, plan.model_name),
+    create(sagemaker, resources, Resource(MODEL, plan.model_name), plan.run_id,
            ExecutionRoleArn=plan.role_arn, Containers=[{"ModelPackageName": plan.package.arn}],
            Tags=plan.aws_tags)
 
 
 def create_endpoint_config(sagemaker: Any, plan: DeployPlan, resources: RunResources) -> None:
     output.print_info(f"Creating endpoint config {plan.config_name} ({plan.variant.describe()})")
-    create(sagemaker, resources, Resource(CONFIG, plan.config_name),
+    create(sagemaker, resources, Resource(CONFIG, plan.config_name), plan.run_id,
            ProductionVariants=[v.production_variant() for v in plan.variants], Tags=plan.aws_tags)
 
 
@@ -189,7 +221,7 @@ def start_endpoint(sagemaker: Any, plan: DeployPlan, resources: RunResources) ->
     if plan.is_create:
         output.print_info(f"Creating endpoint {plan.endpoint_name}")
         answer = create(sagemaker, resources, Resource(ENDPOINT, plan.endpoint_name),
-                        EndpointConfigName=plan.config_name, Tags=plan.aws_tags)
+                        plan.run_id, EndpointConfigName=plan.config_name, Tags=plan.aws_tags)
         return answer.get("EndpointArn")
     output.print_info(f"Updating endpoint {plan.endpoint_name} to config {plan.config_name}")
     sagemaker.update_endpoint(EndpointName=plan.endpoint_name,
@@ -206,44 +238,94 @@ def start_endpoint(sagemaker: Any, plan: DeployPlan, resources: RunResources) ->
 class RollbackReport:
     removed: list[Resource] = field(default_factory=list)
     left: list[Resource] = field(default_factory=list)
+    deleting: list[Resource] = field(default_factory=list)  # delete accepted, not yet gone
+    not_ours: list[Resource] = field(default_factory=list)  # left alone: another run's
     problem: str | None = None
     interrupted: BaseException | None = None
+
+    def commands(self, region: str) -> list[str]:
+        """What removes the rest, in an order that works under `set -e`: wait for endpoints
+        already being deleted, then delete what is left."""
+        waits = [f"aws sagemaker wait endpoint-deleted --endpoint-name {shlex.quote(r.name)} "
+                 f"--region {region}" for r in self.deleting]
+        return waits + cleanup_commands(self.left, region)
+
+    @property
+    def unfinished(self) -> list[Resource]:
+        return self.deleting + self.left
 
     def lines(self, region: str) -> list[str]:
         lines = []
         if self.removed:
             lines.append("Rolled back: deleted " + ", ".join(map(str, self.removed)))
+        if self.not_ours:
+            lines.append("Left alone (they do not carry this run's id): "
+                         + ", ".join(map(str, self.not_ours)))
         if self.problem:
             lines.append(f"Rollback stopped: {self.problem}")
-        if self.left:
+        if self.deleting:
+            lines.append("Being deleted: " + ", ".join(map(str, self.deleting)))
+        if self.unfinished:
             lines.append("Left behind; remove with:")
-            lines += [f"  {r.delete_command(region)}" for r in self.left]
+            lines += [f"  {command}" for command in self.commands(region)]
         elif self.removed:
             lines.append("Nothing this run created is left behind.")
         return lines
 
 
-def rollback(sagemaker: Any, resources: list[Resource], *, wait: Waiting | None = None
-             ) -> RollbackReport:
-    """Delete `resources` in order. A second Ctrl-C (or SIGTERM) stops it, leaving the rest
-    listed with the commands that remove them; so does an endpoint that will not go away
-    (its config and model stay while it may still use them)."""
+def rollback(sagemaker: Any, resources: list[Resource], *, wait: Waiting | None = None,
+             owner: str | None = None) -> RollbackReport:
+    """Delete `resources` in order. With `owner`, each is first read back and deleted only if
+    it still carries that run id. A second Ctrl-C (or SIGTERM) stops it, leaving the rest listed
+    with the commands that remove them; so does an endpoint that will not go away (its config
+    and model stay while it may still use them)."""
     wait = wait or Waiting()
     report = RollbackReport()
     pending = list(resources)
     try:
         while pending:
             resource = pending[0]
+            if owner is not None and not _still_ours(sagemaker, resource, owner, report):
+                pending.pop(0)
+                continue
             resource.spec.delete(sagemaker, resource.name, wait)
             report.removed.append(pending.pop(0))
             output.print_info(f"Deleted {resource}")
     except (KeyboardInterrupt, Terminated) as interrupt:
         report.interrupted = interrupt
         report.problem = "interrupted"
+        _settle_interrupted(sagemaker, pending, report)
     except (bce.ClientError, bce.BotoCoreError, TimeoutError) as exc:
         report.problem = f"could not delete {pending[0]}: {error_message(exc)}"
     report.left = pending
     return report
+
+
+def _still_ours(sagemaker: Any, resource: Resource, owner: str, report: RollbackReport) -> bool:
+    found = run_id_of(sagemaker, resource)
+    if found is GONE:
+        return False  # nothing to delete (a create AWS never carried out)
+    if found != owner:
+        report.not_ours.append(resource)
+        output.print_info(f"Left {resource} alone: it does not carry this run's id "
+                          f"({TAG_RUN_ID}={found or 'none'}), so another run made it")
+        return False
+    return True
+
+
+def _settle_interrupted(sagemaker: Any, pending: list[Resource], report: RollbackReport) -> None:
+    """The delete that was cut short may have got through: read the endpoint back once, so
+    the commands printed neither delete what is gone nor what is already being deleted."""
+    if not pending or pending[0].kind != ENDPOINT:
+        return
+    try:
+        current = describe_endpoint(sagemaker, pending[0].name)
+    except BaseException:  # noqa: BLE001 - a third Ctrl-C, no answer: keep the delete command
+        return
+    if current is None:
+        report.removed.append(pending.pop(0))
+    elif current.get("EndpointStatus") == "Deleting":
+        report.deleting.append(pending.pop(0))
 
 
 def cleanup_commands(resources: list[Resource], region: str) -> list[str]:

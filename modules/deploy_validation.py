@@ -41,7 +41,9 @@ TAG_MANAGED_BY = "ManagedBy"
 TAG_PACKAGE = "ModelPackageArn"
 TAG_STACK = "Stack"
 TAG_ENDPOINT = "EndpointName"
-RESERVED_TAG_KEYS = (TAG_MANAGED_BY, TAG_PACKAGE, TAG_STACK, TAG_ENDPOINT)
+# The run that created a resource: rollback and reconcile delete only what carries their own.
+TAG_RUN_ID = "DeployRunId"
+RESERVED_TAG_KEYS = (TAG_MANAGED_BY, TAG_PACKAGE, TAG_STACK, TAG_ENDPOINT, TAG_RUN_ID)
 
 # \A..\Z and re.ASCII: `$` also matches before a final newline, and `\d` matches '²' or '١'.
 _ACCOUNT_RE = re.compile(r"\A\d{12}\Z", re.ASCII)

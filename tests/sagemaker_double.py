@@ -16,6 +16,14 @@ manager, so it works in-process under `mock_aws` and over HTTP with `ThreadedMot
 - CloudWatch log events (and the log group itself) appearing at the Nth describe, the way the
   container's output shows up during a real deploy.
 - The next sagemaker-runtime InvokeEndpoint answer.
+- A create of a name that exists is refused, as SageMaker does ("Cannot create already existing
+  ..."), for models, endpoint configs and endpoints (moto silently overwrites).
+- A lost create response (`lose_create_response`): the resource is created, then the answer is
+  replaced by a retryable RequestTimeoutException, so botocore's retry meets "already existing".
+- Throttled creates (`throttle_create`): the next K calls of a create action are answered with
+  ThrottlingException before moto sees them (botocore retries each).
+- `on_call(action, callback)`: run a callback (given moto's SageMaker backend) just before or just
+  after moto handles an action: a rival deploy's create, a Ctrl-C or a `kill -9` at that step.
 - DeleteModelPackage and DeleteModelPackageGroup (moto 5.2.5 lacks both), on moto's own registry
   state, recorded in `package_deletions` in call order. A group that still holds packages is
   refused with ConflictException (the error the API lists for this call), so a rollback must
@@ -48,6 +56,29 @@ class ThrottlingException(ServiceException):
 
 class ConflictException(ServiceException):
     code = "ConflictException"
+
+
+class RequestTimeoutException(ServiceException):
+    """An error botocore's standard retry mode retries whatever its status: a lost answer."""
+
+    code = "RequestTimeoutException"
+    message = "The response was lost on its way back"
+
+
+# What each create action makes, where moto keeps it, and how SageMaker words a duplicate.
+_CREATES = {
+    "CreateModel": ("ModelName", "_models", "model"),
+    "CreateEndpointConfig": ("EndpointConfigName", "endpoint_configs", "endpoint configuration"),
+    "CreateEndpoint": ("EndpointName", "endpoints", "endpoint"),
+}
+
+
+@dataclass
+class _Hook:
+    action: str
+    callback: Any
+    after: bool
+    times: int
 
 
 @dataclass
@@ -96,6 +127,9 @@ class SageMakerDouble:
         self._refuse_delete_while_creating = False
         self._delete_describes = 0
         self._saved: dict[str, Any] = {}
+        self._hooks: list[_Hook] = []
+        self._lost: collections.Counter = collections.Counter()
+        self._create_throttles: collections.Counter = collections.Counter()
 
     # -- scripting ---------------------------------------------------------------------------
 
@@ -130,6 +164,21 @@ class SageMakerDouble:
         DescribeEndpoint (the group is created then if it does not exist yet)."""
         self._logs[endpoint].append(_LogDrop(describe, list(lines), stream))
 
+    def lose_create_response(self, action: str = "CreateEndpoint", times: int = 1) -> None:
+        """The next `times` calls of `action` succeed, but their answer never arrives (a
+        retryable error instead), so botocore retries and meets "already existing"."""
+        self._lost[action] += times
+
+    def throttle_create(self, times: int, action: str = "CreateEndpoint") -> None:
+        """Answer the next `times` calls of `action` with ThrottlingException, unprocessed."""
+        self._create_throttles[action] += times
+
+    def on_call(self, action: str, callback: Any, *, after: bool = False, times: int = 1) -> None:
+        """Run `callback(backend)` just before (or after) moto handles the next `times` calls of
+        `action`. It may change moto's state, raise (e.g. KeyboardInterrupt), or kill a process.
+        Hooks of one action queue: the next call runs the first one registered."""
+        self._hooks.append(_Hook(action, callback, after, times))
+
     def answer_invocations_with(self, body: str, content_type: str = "application/json") -> None:
         from moto.sagemakerruntime.models import sagemakerruntime_backends
 
@@ -152,25 +201,36 @@ class SageMakerDouble:
     def __enter__(self) -> SageMakerDouble:
         double = self
         names = ("create_endpoint", "describe_endpoint", "delete_endpoint", "update_endpoint",
-                 "call_action", "delete_model_package", "delete_model_package_group")
+                 "call_action", "delete_model_package", "delete_model_package_group",
+                 "create_model", "create_endpoint_config")
         # What the class itself defines, to restore; and what it resolves to (maybe inherited).
         self._saved = {name: SageMakerResponse.__dict__.get(name) for name in names}
         originals = {name: getattr(SageMakerResponse, name, None) for name in names}
 
         def call_action(response: SageMakerResponse) -> Any:
-            double.calls[response._get_action()] += 1
-            if not double._throttles:
-                return originals["call_action"](response)
+            action = response._get_action()
+            double.calls[action] += 1
+            double._run_hooks(action, response.sagemaker_backend, after=False)
             with warnings.catch_warnings():
-                # SageMaker's model has no ThrottlingException shape (it is a common AWS
-                # error), so moto warns while serialising it.
+                # SageMaker's model has no ThrottlingException (or RequestTimeoutException)
+                # shape (they are common AWS errors), so moto warns while serialising them.
                 warnings.simplefilter("ignore", UserWarning)
-                return originals["call_action"](response)
+                result = originals["call_action"](response)
+            double._run_hooks(action, response.sagemaker_backend, after=True)
+            return result
+
+        def creating(action: str) -> Any:
+            def create(response: SageMakerResponse) -> Any:
+                return double._on_create(action, response, originals[_METHODS[action]])
+            return create
 
         def create_endpoint(response: SageMakerResponse) -> Any:
-            result = originals["create_endpoint"](response)
-            double._on_created(response.sagemaker_backend, response._get_param("EndpointName"))
-            return result
+            def created(response: SageMakerResponse) -> Any:
+                result = originals["create_endpoint"](response)
+                double._on_created(response.sagemaker_backend,
+                                   response._get_param("EndpointName"))
+                return result
+            return double._on_create("CreateEndpoint", response, created)
 
         def describe_endpoint(response: SageMakerResponse) -> Any:
             name = response._get_param("EndpointName")
@@ -198,6 +258,8 @@ class SageMakerDouble:
         SageMakerResponse.delete_model_package = delete_model_package
         SageMakerResponse.delete_model_package_group = delete_model_package_group
         SageMakerResponse.create_endpoint = create_endpoint
+        SageMakerResponse.create_model = creating("CreateModel")
+        SageMakerResponse.create_endpoint_config = creating("CreateEndpointConfig")
         SageMakerResponse.describe_endpoint = describe_endpoint
         SageMakerResponse.delete_endpoint = delete_endpoint
         SageMakerResponse.update_endpoint = update_endpoint
@@ -224,6 +286,33 @@ class SageMakerDouble:
         ExponentialBackoff.delay_amount = lambda backoff, context: 0
 
     # -- behaviour ---------------------------------------------------------------------------
+
+    def _run_hooks(self, action: str, backend: Any, *, after: bool) -> None:
+        """Hooks queue per action: each call runs the first one that is due."""
+        hook = next((h for h in self._hooks if h.action == action and h.after == after), None)
+        if hook is None:
+            return
+        hook.times -= 1
+        if hook.times <= 0:
+            self._hooks.remove(hook)
+        hook.callback(backend)
+
+    def _on_create(self, action: str, response: SageMakerResponse, create: Any) -> Any:
+        if self._create_throttles[action] > 0:
+            self._create_throttles[action] -= 1
+            raise ThrottlingException()
+        param, store, noun = _CREATES[action]
+        name = response._get_param(param)
+        existing = getattr(response.sagemaker_backend, store).get(name)
+        if existing is not None:
+            arn = (f"arn:aws:sagemaker:{self.region}:{self.account}:"
+                   f"{noun.replace(' configuration', '-config')}/{name}")
+            raise ValidationError(message=f'Cannot create already existing {noun} "{arn}".')
+        result = create(response)
+        if self._lost[action] > 0:
+            self._lost[action] -= 1
+            raise RequestTimeoutException()
+        return result
 
     def _on_created(self, backend: Any, name: str) -> None:
         script = self._create_scripts.pop(name, None) or self._create_scripts.pop(None, None)
@@ -352,6 +441,10 @@ class SageMakerDouble:
         logs.put_log_events(group, drop.stream,
                             [{"timestamp": now + i, "message": line}
                              for i, line in enumerate(drop.lines)])
+
+
+_METHODS = {"CreateModel": "create_model", "CreateEndpointConfig": "create_endpoint_config",
+            "CreateEndpoint": "create_endpoint"}
 
 
 def resources(sagemaker: Any) -> dict[str, list[str]]:

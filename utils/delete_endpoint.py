@@ -140,9 +140,9 @@ def _delete_sagemaker(name: str, env, timeout: float, poll_interval: float | Non
         return _absent(name, region, if_exists)
     result = {"endpoint_name": name, "local": False, "region": region,
               "removed": [str(r) for r in report.removed],
-              "left_behind": [str(r) for r in report.left],
-              "cleanup_commands": [r.delete_command(region) for r in report.left]}
-    if report.left:
+              "left_behind": [str(r) for r in report.unfinished],
+              "cleanup_commands": report.commands(region)}
+    if report.unfinished:
         raise DeleteIncomplete(name, report, result)
     output.print_success(f"Removed {', '.join(result['removed'])}")
     return result

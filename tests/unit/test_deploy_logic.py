@@ -14,12 +14,19 @@ from modules.monitor_endpoint import container_error_lines
 from utils.endpoint_operations import console_url, poll_delays
 
 
-def test_resource_names_fit_63_characters_and_carry_the_time():
+def test_resource_names_fit_63_characters_and_carry_the_run_id():
     now = datetime(2026, 1, 15, 9, 30, 5, 123456)
-    assert deploy_plan.resource_name("qc-prod", now) == "qc-prod-20260115-093005-123"
-    long = deploy_plan.resource_name("a" * 40 + "-" + "b" * 22, now)
-    assert len(long) <= 63 and not long.startswith("-") and "--" not in long[:-24]
-    assert long.endswith("-20260115-093005-123")
+    run_id = deploy_plan.new_run_id(now, "0a1b2c3d")
+    assert run_id == "20260115-093005-0a1b2c3d"
+    assert deploy_plan.resource_name("qc-prod", run_id) == "qc-prod-20260115-093005-0a1b2c3d"
+    long = deploy_plan.resource_name("a" * 40 + "-" + "b" * 22, run_id)
+    assert len(long) <= 63 and not long.startswith("-") and "--" not in long
+    assert long.endswith("-20260115-093005-0a1b2c3d")
+
+
+def test_two_runs_in_the_same_second_get_different_ids():
+    now = datetime(2026, 1, 15, 9, 30, 5)
+    assert deploy_plan.new_run_id(now) != deploy_plan.new_run_id(now)
 
 
 def test_all_at_once_update_config():
