@@ -2,7 +2,7 @@
 
 - `resolve_model_package`: the package named by ARN (or the newest Approved version of a group)
   must exist, be Approved and Completed; when its image is in this account's ECR in the deploy
-  region, the tag must exist there too.
+  region, the tag must exist there too; a smoke test must have the model's feature count.
 - Local mode uses the same `describe_package` / `check_package_deployable`, so it refuses exactly
   what an AWS deploy refuses.
 """
@@ -15,12 +15,12 @@ from typing import Any
 
 from botocore import exceptions as bce
 
-from modules.deploy_settings import DeploySettings
+from modules.deploy_settings import DeploySettings, SmokeTest
 from modules.images import parse_ecr_image
-from utils import output
+from utils import contract, output
 from utils.aws_errors import error_code, error_message
 from utils.endpoint_operations import is_not_found
-from utils.errors import AwsError
+from utils.errors import AwsError, ValidationError
 
 _LIST_HINT = "List the packages and their status: python utils/list_model_packages.py --all-statuses"
 
@@ -35,6 +35,7 @@ class PackageInfo:
     image: str | None
     model_data_url: str | None
     environment: dict[str, str] = field(default_factory=dict)
+    feature_count: int | None = None  # registered by package-model.py; None for other packages
 
     @property
     def class_labels(self) -> list[str] | None:
@@ -101,7 +102,26 @@ def describe_package(sagemaker: Any, arn: str) -> PackageInfo:
         package_status=answer.get("ModelPackageStatus", "Unknown"),
         image=container.get("Image"),
         model_data_url=container.get("ModelDataUrl"),
-        environment=dict(container.get("Environment") or {}))
+        environment=dict(container.get("Environment") or {}),
+        feature_count=registered_feature_count(answer.get("CustomerMetadataProperties") or {}))
+
+
+def registered_feature_count(metadata: dict[str, str]) -> int | None:
+    """The `feature_count` package-model.py writes into CustomerMetadataProperties, if sound."""
+    raw = str(metadata.get("feature_count", "")).strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 10**6 else None
+
+
+def check_smoke_test_fits(package: PackageInfo, smoke: SmokeTest | None) -> None:
+    """A smoke test whose rows the model cannot take would fail only after the endpoint is up."""
+    if smoke is None or package.feature_count is None or smoke.width in (None,
+                                                                          package.feature_count):
+        return
+    raise ValidationError(
+        f"Smoke test data {smoke.path} has rows of {smoke.width} features; the model of "
+        f"{package.arn} takes {package.feature_count}",
+        hint=[contract.feature_count_hint(package.feature_count),
+              "Nothing was created: fix the file (or leave out --smoke-test-data) and deploy again."])
 
 
 def check_package_deployable(package: PackageInfo) -> None:
@@ -147,6 +167,7 @@ def resolve_model_package(sagemaker: Any, ecr: Any, settings: DeploySettings) ->
         output.print_info(f"Latest Approved version of {settings.model_package_group}: {arn}")
     package = describe_package(sagemaker, arn)
     check_package_deployable(package)
+    check_smoke_test_fits(package, settings.smoke_test)
     if check_image(ecr, package.image, account_of(settings.role_arn), settings.region):
         output.print_info(f"Container image found in ECR: {package.image}")
     return package

@@ -33,6 +33,7 @@ class SmokeTest:
     path: str
     body: bytes
     n_rows: int
+    width: int | None = None  # features per row, checked against the package's feature count
 
 
 @dataclass(frozen=True)

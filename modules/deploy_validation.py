@@ -324,7 +324,7 @@ def load_smoke_test(path: str) -> SmokeTest:
                             source=f"smoke test data {path}")
     from modules.deploy_settings import SmokeTest
 
-    return SmokeTest(path, body, len(rows))
+    return SmokeTest(path, body, len(rows), len(rows[0]))
 
 
 def settings_from_args(args: Any, env: Mapping[str, str],
@@ -379,9 +379,15 @@ def settings_from_args(args: Any, env: Mapping[str, str],
 def _local_settings(env: Mapping[str, str]) -> dict:
     """What local mode takes from the environment, read here so that nothing later does."""
     from modules.deploy_settings import LOCAL_SERVER_ENV_VARS
-    from utils.local_endpoints import state_dir_from_env
+    from utils.local_endpoints import state_dir_from_env, state_dir_problem
 
-    return {"state_dir": state_dir_from_env(env),
+    state_dir = state_dir_from_env(env)
+    problem = state_dir_problem(state_dir)
+    if problem:
+        raise ValidationError(f"Cannot keep local endpoints in {state_dir}: {problem}",
+                              hint="Point DEPLOY_MODEL_STATE_DIR at a writable directory (or "
+                                   "unset it for ~/.local/state/deploy_model).")
+    return {"state_dir": state_dir,
             "server_env": tuple((name, env[name]) for name in LOCAL_SERVER_ENV_VARS
                                 if name in env)}
 

@@ -18,6 +18,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,10 @@ class TestRequest:
     content_type: str
     source: str
 
+    @property
+    def width(self) -> int:
+        return len(self.rows[0])
+
 
 @dataclass
 class Answer:
@@ -68,14 +73,15 @@ def run_endpoint_test(test: EndpointTest) -> dict:
 
     Returns the result document for `--json`; raises a typed error for every failure.
     """
-    payload, source = load_input(test.input_data)
-    request = build_request(payload, source, test.content_type)
-    output.print_header(f"Testing endpoint {test.endpoint_name}")
-    output.print_info(f"{len(request.rows)} row(s) of {len(request.rows[0])} features from "
-                      f"{source}, sent as {request.content_type} ({len(request.body):,} bytes)")
     local = local_endpoints.find_endpoint(test.state_dir, test.endpoint_name)
+    request = _checked_request(test, local.feature_count if local is not None else None)
+    output.print_header(f"Testing endpoint {test.endpoint_name}")
+    output.print_info(f"{len(request.rows)} row(s) of {request.width} features from "
+                      f"{request.source}, sent as {request.content_type} "
+                      f"({len(request.body):,} bytes)")
     if local is not None and local.record:
         output.print_info(f"Using the local endpoint at {local.url} (pid {local.pid})")
+        _warn_on_width(request, local.feature_count)
         answer = invoke_local(local, request)
         where = f"local endpoint {test.endpoint_name}"
     else:
@@ -92,6 +98,33 @@ def run_endpoint_test(test: EndpointTest) -> dict:
             "response": response}
 
 
+def _checked_request(test: EndpointTest, feature_count: int | None) -> TestRequest:
+    """The request, or a ValidationError; a local endpoint's recorded feature count (no AWS
+    call is made for a bad input) is part of the hint."""
+    try:
+        payload, source = load_input(test.input_data)
+        return build_request(payload, source, test.content_type)
+    except ValidationError as error:
+        if feature_count:
+            error.hints.append(f"Local endpoint {test.endpoint_name}: "
+                               f"{contract.feature_count_hint(feature_count)}")
+        raise
+
+
+def _warn_on_width(request: TestRequest, feature_count: int | None) -> None:
+    # Sent anyway: testing how the endpoint refuses a wrong width is a fair use of this tool.
+    if feature_count and request.width != feature_count:
+        output.print_warning(f"The model takes {feature_count} features per row; these rows have "
+                             f"{request.width}: expect the endpoint to refuse them")
+
+
+def width_hint(request: TestRequest, feature_count: int | None) -> list[str]:
+    """The feature count, when the refused rows do not have it."""
+    if not feature_count or request.width == feature_count:
+        return []
+    return [f"These rows have {request.width} features. {contract.feature_count_hint(feature_count)}"]
+
+
 def _invoke_on_sagemaker(test: EndpointTest, request: TestRequest) -> Answer:
     """No local endpoint of that name: SageMaker, with clients made by utils/boto_session.py."""
     from utils.env_validation import ENV_VARS
@@ -105,13 +138,16 @@ def _invoke_on_sagemaker(test: EndpointTest, request: TestRequest) -> Answer:
     try:
         from utils.boto_session import create_clients, get_boto_session
 
-        (runtime,) = create_clients(get_boto_session(test.region, test.profile), "sagemaker-runtime")
+        runtime, sagemaker = create_clients(get_boto_session(test.region, test.profile),
+                                            "sagemaker-runtime", "sagemaker")
     except AwsError as error:
         error.details.append(not_local)
         raise
     local_names = [endpoint.name for endpoint in local_endpoints.list_endpoints(test.state_dir)]
     return invoke_sagemaker(runtime, test.endpoint_name, request, region=test.region,
-                            local_names=local_names)
+                            local_names=local_names,
+                            feature_count=lambda: endpoint_feature_count(sagemaker,
+                                                                         test.endpoint_name))
 
 
 # --- input ------------------------------------------------------------------------------------
@@ -165,7 +201,7 @@ def invoke_local(endpoint: local_endpoints.LocalEndpoint, request: TestRequest) 
         with urllib.request.urlopen(http_request, timeout=INVOKE_TIMEOUT_SECONDS) as response:
             body = response.read()
     except urllib.error.HTTPError as exc:
-        raise _local_http_error(endpoint, exc) from None
+        raise _local_http_error(endpoint, exc, request) from None
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise AwsError(f"Could not reach local endpoint {endpoint.name} at {url}: {reason}",
@@ -188,11 +224,12 @@ def _dead_local_endpoint(endpoint: local_endpoints.LocalEndpoint) -> AwsError:
               f"Or remove the record: python utils/delete_endpoint.py -e {endpoint.name}"])
 
 
-def _local_http_error(endpoint: local_endpoints.LocalEndpoint,
-                      exc: urllib.error.HTTPError) -> AwsError:
+def _local_http_error(endpoint: local_endpoints.LocalEndpoint, exc: urllib.error.HTTPError,
+                      request: TestRequest) -> AwsError:
     message = _container_message(exc.read())
-    hint = (f"The server refused the request: {_CHECK_INPUT}" if exc.code < 500
-            else f"The server failed: see its log {endpoint.log_path}")
+    hint = ([f"The server refused the request: {_CHECK_INPUT}",
+             *width_hint(request, endpoint.feature_count)] if exc.code < 500
+            else [f"The server failed: see its log {endpoint.log_path}"])
     return AwsError(f"Local endpoint {endpoint.name} answered HTTP {exc.code} {exc.reason}",
                     details=[f"container message: {message}"], hint=hint)
 
@@ -214,8 +251,10 @@ def _container_message(body: bytes) -> str:
 # --- SageMaker --------------------------------------------------------------------------------
 
 def invoke_sagemaker(runtime_client: Any, endpoint_name: str, request: TestRequest, *,
-                     region: str, local_names: list[str]) -> Answer:
-    """InvokeEndpoint; a container error shows the container's own status and message."""
+                     region: str, local_names: list[str],
+                     feature_count: Callable[[], int | None] = lambda: None) -> Answer:
+    """InvokeEndpoint; a container error shows the container's own status and message, and the
+    model's feature count (asked only then) when the rows do not have it."""
     from botocore.exceptions import ClientError
 
     started = time.perf_counter()
@@ -225,17 +264,22 @@ def invoke_sagemaker(runtime_client: Any, endpoint_name: str, request: TestReque
             Body=request.body)
         body = response["Body"].read()
     except ClientError as exc:
-        raise _sagemaker_error(exc, endpoint_name, region, local_names) or exc from None
+        error = _sagemaker_error(exc, endpoint_name, region, local_names,
+                                 lambda: width_hint(request, feature_count()))
+        raise error or exc from None
     latency = time.perf_counter() - started
     return Answer(body, latency, "sagemaker", {"region": region})
 
 
-def _sagemaker_error(exc: Any, endpoint_name: str, region: str,
-                     local_names: list[str]) -> AwsError | None:
+def _sagemaker_error(exc: Any, endpoint_name: str, region: str, local_names: list[str],
+                     width_hints: Callable[[], list[str]]) -> AwsError | None:
     error = exc.response.get("Error", {})
     code, message = str(error.get("Code", "")), str(error.get("Message", ""))
     if code == "ModelError":
-        return _model_error(exc.response, endpoint_name, message)
+        model_error = _model_error(exc.response, endpoint_name, message)
+        # Also for a 500: AWS's prebuilt sklearn image answers bad input with one.
+        model_error.hints.extend(width_hints())
+        return model_error
     if code == "ValidationError" and "not found" in message.lower():
         return endpoint_not_found(endpoint_name, region, local_names, message)
     return None
@@ -253,6 +297,27 @@ def _model_error(response: dict, endpoint_name: str, message: str) -> AwsError:
             f"See the container's logs: aws logs tail /aws/sagemaker/Endpoints/{endpoint_name}")
     return AwsError(f"Endpoint {endpoint_name} returned an error from its container",
                     details=details, hint=hint)
+
+
+def endpoint_feature_count(sagemaker: Any, endpoint_name: str) -> int | None:
+    """The feature count registered with the package an endpoint serves (endpoint -> config ->
+    model -> package), or None when any link is missing or unreadable: it is only a hint."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from modules.deploy_package import registered_feature_count
+
+    try:
+        config = sagemaker.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
+        variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+        model = sagemaker.describe_model(ModelName=variants[0]["ModelName"])
+        containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
+        package_arn = containers[0].get("ModelPackageName")
+        if not package_arn:
+            return None
+        package = sagemaker.describe_model_package(ModelPackageName=package_arn)
+    except (ClientError, BotoCoreError, KeyError, IndexError):
+        return None
+    return registered_feature_count(package.get("CustomerMetadataProperties") or {})
 
 
 def endpoint_not_found(endpoint_name: str, region: str, local_names: list[str],

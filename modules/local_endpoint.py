@@ -71,6 +71,7 @@ class PackageContainer:
     model_data_url: str
     environment: dict[str, str]
     expected_sha256: str
+    feature_count: int | None = None  # kept in the record for test_endpoint.py's hints
 
 
 @dataclass
@@ -155,7 +156,8 @@ def describe_package_container(sagemaker_client: Any, model_package_arn: str) ->
                               hint="Re-register it with utils/package-model.py.")
     environment = {str(k): str(v) for k, v in package.environment.items()}
     return PackageContainer(model_package_arn, package.model_data_url, environment,
-                            _expected_sha256(environment, model_package_arn))
+                            _expected_sha256(environment, model_package_arn),
+                            package.feature_count)
 
 
 def _expected_sha256(environment: Mapping[str, str], model_package_arn: str) -> str:
@@ -372,7 +374,7 @@ def _record(name: str, container: PackageContainer, server: StartedServer) -> di
             "pid_start_time": local_endpoints.process_start_time(server.process.pid),
             "port": server.port, "url": server.url, "model_package_arn": container.model_package_arn,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "server_command": server.command}
+            "server_command": server.command, "feature_count": container.feature_count}
 
 
 def _retire_previous(previous: local_endpoints.LocalEndpoint | None) -> bool:

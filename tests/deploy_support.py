@@ -84,7 +84,8 @@ def deploy_script():
 
 
 def register_package(sagemaker: Any, *, group: str = GROUP, approved: bool = True,
-                     image: str = FOREIGN_IMAGE, labels: str | None = None) -> str:
+                     image: str = FOREIGN_IMAGE, labels: str | None = None,
+                     feature_count: int | None = None) -> str:
     """An Approved (or pending) package version, as utils/package-model.py registers it."""
     try:
         sagemaker.create_model_package_group(ModelPackageGroupName=group)
@@ -102,7 +103,9 @@ def register_package(sagemaker: Any, *, group: str = GROUP, approved: bool = Tru
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
             "SupportedRealtimeInferenceInstanceTypes": ["ml.c5.2xlarge"]},
-        ModelApprovalStatus="Approved" if approved else "PendingManualApproval")
+        ModelApprovalStatus="Approved" if approved else "PendingManualApproval",
+        **({"CustomerMetadataProperties": {"feature_count": str(feature_count)}}
+           if feature_count is not None else {}))
     return answer["ModelPackageArn"]
 
 

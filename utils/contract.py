@@ -47,6 +47,12 @@ def _is_number(value: Any) -> bool:
         return False
 
 
+def feature_count_hint(n_features: int) -> str:
+    """What one row for a model of `n_features` looks like, for hints (long rows elided)."""
+    row = ", ".join(["0.0"] * min(n_features, 6)) + (", ..." if n_features > 6 else "")
+    return f'The model takes {n_features} features per row, e.g. {{"data": [[{row}]]}}'
+
+
 def validate_request(payload: Any, source: str = "input") -> list[list[float]]:
     """The rows of a request, or a ValidationError saying what was expected.
 

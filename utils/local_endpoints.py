@@ -51,6 +51,21 @@ def state_dir_from_env(env: Mapping[str, str]) -> Path:
     return base / "deploy_model"
 
 
+def state_dir_problem(state_dir: Path) -> str | None:
+    """Why local endpoints cannot be kept under `state_dir`, or None; checked before any AWS
+    call, so a state directory that is a file is a usage error, not a crash after the download."""
+    path = Path(state_dir)
+    for existing in (path, *path.parents):
+        if not existing.exists() and not existing.is_symlink():
+            continue
+        if not existing.is_dir():
+            return f"{existing} is not a directory"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"{existing} is not writable"
+        return None
+    return None
+
+
 def endpoints_root(state_dir: Path) -> Path:
     return Path(state_dir) / ENDPOINTS_DIR
 
@@ -91,6 +106,12 @@ class LocalEndpoint:
     @property
     def url(self) -> str | None:
         return self.record.get("url")
+
+    @property
+    def feature_count(self) -> int | None:
+        count = self.record.get("feature_count")
+        return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 \
+            else None
 
     @property
     def log_path(self) -> Path:

@@ -83,7 +83,7 @@ def aws():
 
 
 def register(aws, tarball: Path, *, sha256: str | None = None, approval: str = "Approved",
-             upload: bool = True) -> str:
+             upload: bool = True, feature_count: int | None = None) -> str:
     """Upload `tarball` and register it as a package, as utils/package-model.py does."""
     sagemaker, s3 = aws
     key = f"models/{uuid.uuid4().hex}/model.tar.gz"
@@ -100,7 +100,9 @@ def register(aws, tarball: Path, *, sha256: str | None = None, approval: str = "
             "Containers": [{"Image": "123456789012.dkr.ecr.ca-central-1.amazonaws.com/qc:latest",
                             "ModelDataUrl": f"s3://{BUCKET}/{key}", "Environment": environment}],
             "SupportedContentTypes": ["application/json", "text/csv"],
-            "SupportedResponseMIMETypes": ["application/json"]})["ModelPackageArn"]
+            "SupportedResponseMIMETypes": ["application/json"]},
+        **({"CustomerMetadataProperties": {"feature_count": str(feature_count)}}
+           if feature_count else {}))["ModelPackageArn"]
 
 
 @pytest.fixture
@@ -152,7 +154,8 @@ def assert_nothing_left(state_dir: Path, name: str) -> None:
 
 def test_deploy_invoke_and_stop_a_local_endpoint(aws, trained, tmp_path, state_dir, capsys):
     model, rows, model_bytes = trained
-    arn = register(aws, build_tarball(tmp_path / "model.tar.gz", model_bytes))
+    arn = register(aws, build_tarball(tmp_path / "model.tar.gz", model_bytes),
+                   feature_count=len(rows[0]))
 
     result = deploy(aws, arn, state_dir)
     assert result["status"] == "InService" and result["action"] == "created"
@@ -163,6 +166,7 @@ def test_deploy_invoke_and_stop_a_local_endpoint(aws, trained, tmp_path, state_d
     record = local_endpoints.read_record(directory)
     assert {k: record[k] for k in ("pid", "port", "url")} == \
         {k: result[k] for k in ("pid", "port", "url")}
+    assert record["feature_count"] == len(rows[0])  # for test_endpoint.py's input hints
     assert local_endpoints.find_endpoint(state_dir, "qc-local").is_running()
     assert "model server ready" in (directory / "server.log").read_text()
 

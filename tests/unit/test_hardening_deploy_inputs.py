@@ -99,3 +99,17 @@ def test_bad_durations_from_the_environment_are_refused(name, value, capsys):
         DEPLOY.main(["-a", GOOD], {**ACCOUNT_ENV, name: value})
     assert caught.value.code == 2
     assert f"environment variable {name}={value!r} is invalid" in capsys.readouterr().err
+
+
+def test_a_state_dir_that_is_a_file_is_refused_before_any_aws_call(capsys, tmp_path):
+    import sys
+
+    plain = tmp_path / "state"
+    plain.write_text("")
+    env = {**ACCOUNT_ENV, "DEPLOY_MODEL_STATE_DIR": str(plain / "deploy_model")}
+    loaded_before = "boto3" in sys.modules
+    assert DEPLOY.main(["-a", GOOD, "-e", "qc", "-t", "local"], env) == 2
+    err = capsys.readouterr().err
+    assert f"Cannot keep local endpoints in {plain / 'deploy_model'}: {plain} is not a directory" \
+        in err and "DEPLOY_MODEL_STATE_DIR" in err
+    assert loaded_before or "boto3" not in sys.modules

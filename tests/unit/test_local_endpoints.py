@@ -374,3 +374,21 @@ def test_log_tail_returns_the_last_lines(tmp_path):
 def test_records_are_plain_json(tmp_path):
     local_endpoints.write_record(tmp_path, {"endpoint_name": "qc", "server_command": ["a", "b"]})
     assert json.loads((tmp_path / "endpoint.json").read_text())["server_command"] == ["a", "b"]
+
+
+def test_a_state_dir_that_is_a_file_or_under_a_file_is_a_problem(tmp_path):
+    plain = tmp_path / "plain"
+    plain.write_text("not a directory")
+    assert local_endpoints.state_dir_problem(plain) == f"{plain} is not a directory"
+    assert local_endpoints.state_dir_problem(plain / "state") == f"{plain} is not a directory"
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert local_endpoints.state_dir_problem(loop) == f"{loop} is not a directory"
+
+
+def test_a_state_dir_that_exists_or_can_be_made_is_fine(tmp_path):
+    assert local_endpoints.state_dir_problem(tmp_path) is None
+    assert local_endpoints.state_dir_problem(tmp_path / "new" / "deeper") is None
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path)
+    assert local_endpoints.state_dir_problem(link) is None
