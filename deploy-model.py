@@ -22,6 +22,9 @@ from modules.deploy_validation import (  # noqa: E402
     DEFAULT_TIMEOUT,
     STRATEGIES,
 )
+from modules.scaling_settings import (  # noqa: E402
+    DEFAULT_MAX_CONCURRENCY,
+)
 from utils import output  # noqa: E402
 from utils.cli import (  # noqa: E402
     EnvArgumentParser,
@@ -43,6 +46,8 @@ examples:
       --rollback-alarm qc-prod-5xx --smoke-test-data sample-data.json --json
   python deploy-model.py --model-package-group PLMSCWInferenceModelGroup --dry-run
   python deploy-model.py -a "$(cat model_arn.txt)" -t local -e qc-local
+  python deploy-model.py -a "$(cat model_arn.txt)" -e qc-dev --serverless-memory 2048 \\
+      --max-concurrency 10
 
 required environment: AWS_REGION, SAGEMAKER_EXECUTION_ROLE_ARN (not needed with -t local);
 optional: AWS_PROFILE."""
@@ -82,6 +87,17 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--instance-count", env="INSTANCE_COUNT", default=1, type=positive_int,
                             metavar="N",
                             help="number of instances")
+    parser.add_env_argument("--serverless-memory", env="SERVERLESS_MEMORY", type=positive_int,
+                            metavar="MB",
+                            help="a serverless endpoint with this much memory (1024-6144 in "
+                                 "1024 steps) instead of instances: cheapest at low traffic")
+    parser.add_env_argument("--max-concurrency", env="MAX_CONCURRENCY",
+                            default=DEFAULT_MAX_CONCURRENCY, type=positive_int, metavar="N",
+                            help="serverless: concurrent invocations at most (1-200)")
+    parser.add_env_argument("--provisioned-concurrency", env="PROVISIONED_CONCURRENCY",
+                            type=positive_int, metavar="N",
+                            help="serverless: concurrency kept warm (no cold starts), at most "
+                                 "--max-concurrency")
     parser.add_env_argument("-s", "--stack", env="STACK", default=DEFAULT_STACK, metavar="NAME",
                             help="stack name: tags every resource, prefixes generated names")
     parser.add_env_argument("--tag", env="TAG", type=_tag, action="append",
@@ -127,10 +143,10 @@ def build_parser() -> EnvArgumentParser:
     return parser
 
 
-def _execute(args, env) -> int:
+def _execute(args, env, sources) -> int:
     from modules.deploy_validation import settings_from_args
 
-    settings = settings_from_args(args, env)
+    settings = settings_from_args(args, env, sources=sources)
     from modules.deploy_endpoint import run_deploy  # boto3 only once the input is valid
 
     return run_deploy(settings)
@@ -138,9 +154,11 @@ def _execute(args, env) -> int:
 
 def main(argv=None, env=None) -> int:
     env = environ(env)
-    args = build_parser().parse_with_env(argv, env)
+    parser = build_parser()
+    args = parser.parse_with_env(argv, env)
     output.configure_output(json_mode=args.json, env=env)
-    return run(lambda: _execute(args, aws_env(args, env)), debug=args.debug)
+    return run(lambda: _execute(args, aws_env(args, env), parser.value_sources),
+               debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -184,7 +184,8 @@ class CreatePolicy:
         report = run.roll_back_created("the deploy timed out")
         return [], ["Check the logs for a container that never answers /ping.",
                     "Check instance availability and quotas for "
-                    f"{run.plan.variant.instance_type} in {run.plan.region}.",
+                    f"{run.plan.variant.instance_type or 'serverless endpoints'} in "
+                    f"{run.plan.region}.",
                     "Allow longer with --timeout (env DEPLOY_TIMEOUT)."], report
 
     def stopped(self, run: DeployRun, why: str, *, force: bool, refused: bool = False

@@ -49,6 +49,7 @@ class Variant:
     instance_count: int | None = None
     weight: float = 1.0
     serverless: tuple[int, int] | None = None
+    provisioned_concurrency: int | None = None  # serverless only: concurrency kept warm
 
     def production_variant(self) -> dict[str, Any]:
         variant: dict[str, Any] = {"VariantName": self.name, "ModelName": self.model_name,
@@ -56,14 +57,26 @@ class Variant:
         if self.serverless is not None:
             memory, concurrency = self.serverless
             variant["ServerlessConfig"] = {"MemorySizeInMB": memory, "MaxConcurrency": concurrency}
+            if self.provisioned_concurrency is not None:
+                variant["ServerlessConfig"]["ProvisionedConcurrency"] = (
+                    self.provisioned_concurrency)
         else:
             variant.update(InitialInstanceCount=self.instance_count,
                            InstanceType=self.instance_type)
         return variant
 
+    def serverless_summary(self) -> dict[str, Any] | None:
+        if self.serverless is None:
+            return None
+        return {"memory_mb": self.serverless[0], "max_concurrency": self.serverless[1],
+                "provisioned_concurrency": self.provisioned_concurrency}
+
     def describe(self) -> str:
         if self.serverless is not None:
-            return f"serverless ({self.serverless[0]} MB, {self.serverless[1]} concurrent)"
+            warm = (f", {self.provisioned_concurrency} provisioned"
+                    if self.provisioned_concurrency is not None else "")
+            return (f"serverless ({self.serverless[0]} MB, {self.serverless[1]} concurrent"
+                    f"{warm})")
         return f"{self.instance_count} x {self.instance_type}"
 
 
@@ -133,6 +146,7 @@ class DeployPlan:
             "variant_name": variant.name, "instance_type": variant.instance_type,
             "instance_count": variant.instance_count, "model_package_arn": self.package.arn,
             "previous_endpoint_config_name": self.previous_config,
+            "serverless": variant.serverless_summary(),
         }
 
 
@@ -203,6 +217,11 @@ def plan_deployment(sagemaker: Any, settings: DeploySettings, package: PackageIn
 
 
 def _variant(settings: DeploySettings, variant_name: str, model_name: str) -> Variant:
+    if settings.serverless is not None:
+        serverless = settings.serverless
+        return Variant(variant_name, model_name,
+                       serverless=(serverless.memory_mb, serverless.max_concurrency),
+                       provisioned_concurrency=serverless.provisioned_concurrency)
     return Variant(variant_name, model_name, settings.instance_type, settings.instance_count)
 
 

@@ -99,7 +99,7 @@ def show_plan(plan: DeployPlan) -> None:
             else f"Update endpoint in place (blue/green, {plan.strategy_name})")
     pairs = {"Action": verb, "Endpoint": plan.endpoint_name,
              "Model package": plan.package.arn, "Model": plan.model_name,
-             "Endpoint config": plan.config_name, "Instances": plan.variant.describe(),
+             "Endpoint config": plan.config_name, _capacity_label(plan): plan.variant.describe(),
              "Variant": plan.variant_name}
     if not plan.is_create:
         pairs["Replaces config"] = plan.previous_config or "(none)"
@@ -113,6 +113,10 @@ def show_plan(plan: DeployPlan) -> None:
     if plan.is_create and (plan.rollback_alarms or plan.strategy_name != "all-at-once"):
         output.print_info("A new endpoint starts on its config directly: --deployment-strategy "
                           "and --rollback-alarm apply to later updates.")
+
+
+def _capacity_label(plan: DeployPlan) -> str:
+    return "Serverless" if plan.variant.serverless is not None else "Instances"
 
 
 def follow_commands(endpoint_name: str, region: str) -> list[str]:

@@ -327,9 +327,11 @@ def load_smoke_test(path: str) -> SmokeTest:
     return SmokeTest(path, body, len(rows), len(rows[0]))
 
 
-def settings_from_args(args: Any, env: Mapping[str, str],
-                       now: datetime | None = None) -> DeploySettings:
-    """Validate in order of cost; the first AWS call comes after this returns."""
+def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None = None, *,
+                       sources: Mapping[str, str] | None = None) -> DeploySettings:
+    """Validate in order of cost; the first AWS call comes after this returns. `sources` says
+    where each option's value came from (the parser's `value_sources`): serverless refuses an
+    instance type or count that was given, not one that is the default."""
     parsed = _package_source(args)
     from utils.env_validation import get_env_var, validate_env_vars
 
@@ -346,6 +348,10 @@ def settings_from_args(args: Any, env: Mapping[str, str],
 
         endpoint_name = generated_endpoint_name(args.stack, now or datetime.now())
     validate_endpoint_name(endpoint_name)
+    from modules.scaling_settings import scaling_from_args
+
+    # Before the strategy: canary on serverless is refused for what it is, not for its count.
+    serverless = scaling_from_args(args, sources or {})
     strategy = validate_strategy(args.deployment_strategy, args.instance_count, args.step_size,
                                  args.step_wait)
     tags = tuple(args.tag or ())
@@ -372,7 +378,7 @@ def settings_from_args(args: Any, env: Mapping[str, str],
         keep_previous=args.keep_previous, timeout=args.timeout, poll_interval=args.poll_interval,
         output_file=args.output_file, dry_run=args.dry_run, strategy=strategy,
         rollback_alarms=tuple(dict.fromkeys(args.rollback_alarm or ())), tags=tags,
-        smoke_test=smoke, name_was_generated=generated,
+        smoke_test=smoke, name_was_generated=generated, serverless=serverless,
         **(_local_settings(env) if local else {}))
 
 

@@ -142,9 +142,11 @@ def run_deploy(argv: list[str], env: dict[str, str], timing_: Any = None) -> int
     from utils import output
     from utils.cli import run
 
-    args = deploy_script().build_parser().parse_with_env(argv, env)
+    parser = deploy_script().build_parser()
+    args = parser.parse_with_env(argv, env)
     output.configure_output(json_mode=args.json, env=env)
-    return run(lambda: deploy(settings_from_args(args, env, datetime.now()), timing_),
+    return run(lambda: deploy(settings_from_args(args, env, datetime.now(),
+                                                 sources=parser.value_sources), timing_),
                debug=args.debug)
 
 
