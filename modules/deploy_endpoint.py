@@ -19,6 +19,7 @@ watching in modules/deploy_watch.py, telling in modules/deploy_report.py.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, NoReturn
 
 from botocore import exceptions as bce
@@ -30,6 +31,7 @@ from modules.deploy_package import (
     resolve_model_package,
 )
 from modules.deploy_plan import CREATE, UPDATE, DeployPlan, plan_deployment
+from modules.deploy_releases import record_release, release_facts
 from modules.deploy_report import (
     AwsStepFailed,
     DeployFailedError,
@@ -171,6 +173,10 @@ class CreatePolicy:
 
     def after_success(self, run: DeployRun) -> list[str]:
         return []
+
+    def record(self, run: DeployRun) -> int | None:
+        """The verified deploy becomes the endpoint's next release."""
+        return run.record_release()
 
     def smoke_failed(self, run: DeployRun) -> RollbackReport:
         return run.roll_back_created("the smoke test failed")
@@ -337,9 +343,10 @@ class DeployRun:
         return self._result(status, monitored=False)
 
     def _succeeded(self, outcome: MonitorResult, smoke: dict | None) -> dict:
+        release = self.policy.record(self)
         removed = self.policy.after_success(self)
         result = self._result("InService", monitored=True)
-        result.update(smoke_test=smoke, removed_previous=removed,
+        result.update(smoke_test=smoke, removed_previous=removed, release=release,
                       container_errors=outcome.error_lines or [])
         return result
 
@@ -354,6 +361,11 @@ class DeployRun:
 
     def new_resources(self) -> list[Resource]:
         return [Resource(CONFIG, self.plan.config_name), Resource(MODEL, self.plan.model_name)]
+
+    def record_release(self) -> int | None:
+        (sts,) = create_clients(self.session, "sts")
+        facts = release_facts(sts, self.timing.wall(), Path.cwd())
+        return record_release(self.sagemaker, self.plan, facts, self.endpoint_arn)
 
     def tag_updated_endpoint(self) -> None:
         """The endpoint's tags name the package it now serves."""

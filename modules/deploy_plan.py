@@ -150,6 +150,9 @@ class DeployPlan:
         }
 
 
+RUN_ID_LENGTH = len("YYYYMMDD-HHMMSS-0123abcd")
+
+
 def new_run_id(now: datetime, token: str | None = None) -> str:
     """`YYYYMMDD-HHMMSS-<8 hex>`: sortable by time, and the random part keeps two runs that
     start in the same second (two CI jobs, a race) apart."""
@@ -161,6 +164,12 @@ def resource_name(endpoint_name: str, run_id: str) -> str:
     share it: different resource types, one name to recognise the run by)."""
     base = endpoint_name[: MAX_NAME_LENGTH - len(run_id) - 1].rstrip("-")
     return f"{base}-{run_id}"
+
+
+def resource_name_prefix(endpoint_name: str) -> str:
+    """What every `resource_name` of this endpoint starts with (`<endpoint>-`, shortened as
+    `resource_name` shortens it): the filter that finds its configs."""
+    return resource_name(endpoint_name, new_run_id(datetime(2000, 1, 1), "0" * 8))[:-RUN_ID_LENGTH]
 
 
 def resource_tags(settings: DeploySettings, package_arn: str,

@@ -43,7 +43,24 @@ TAG_STACK = "Stack"
 TAG_ENDPOINT = "EndpointName"
 # The run that created a resource: rollback and reconcile delete only what carries their own.
 TAG_RUN_ID = "DeployRunId"
-RESERVED_TAG_KEYS = (TAG_MANAGED_BY, TAG_PACKAGE, TAG_STACK, TAG_ENDPOINT, TAG_RUN_ID)
+# The release record (modules/deploy_releases.py), added once a deploy is verified: on the
+# release's config and models, and DeployRelease (the live release) on the endpoint.
+TAG_RELEASE = "DeployRelease"
+TAG_RELEASE_VERSION = "DeployReleaseVersion"
+TAG_RELEASE_SHA256 = "DeployReleaseSha256"
+TAG_RELEASE_COMMIT = "DeployReleaseCommit"
+TAG_RELEASE_CALLER = "DeployReleaseCaller"
+TAG_RELEASE_TIME = "DeployReleaseTime"
+RELEASE_TAG_KEYS = (TAG_RELEASE, TAG_RELEASE_VERSION, TAG_RELEASE_SHA256, TAG_RELEASE_COMMIT,
+                    TAG_RELEASE_CALLER, TAG_RELEASE_TIME)
+# Keys starting with these are the release record's too: `DeployRelease-<K>` (a rollback made the
+# config live again as release K) and `DeployFailed-<run id>` (a failed attempt, on the endpoint).
+RELEASE_TAG_PREFIXES = ("DeployRelease-", "DeployFailed-")
+# Tags the release record may add to one resource, kept free of user tags: the six above plus
+# at most four rollback or failure entries.
+RELEASE_TAG_BUDGET = len(RELEASE_TAG_KEYS) + 4
+RESERVED_TAG_KEYS = (TAG_MANAGED_BY, TAG_PACKAGE, TAG_STACK, TAG_ENDPOINT, TAG_RUN_ID,
+                     *RELEASE_TAG_KEYS)
 
 # \A..\Z and re.ASCII: `$` also matches before a final newline, and `\d` matches '²' or '١'.
 _ACCOUNT_RE = re.compile(r"\A\d{12}\Z", re.ASCII)
@@ -276,11 +293,17 @@ def validate_tags(user_tags: Sequence[tuple[str, str]], reserved: Sequence[str])
     if clashes:
         raise ValidationError(f"Invalid tags: {', '.join(clashes)} is set by deploy-model itself",
                               hint=f"Choose another key; reserved: {', '.join(reserved)}.")
-    if len(keys) + len(reserved) > MAX_TAGS:
+    prefixed = sorted(k for k in keys if k.startswith(RELEASE_TAG_PREFIXES))
+    if prefixed:
+        raise ValidationError(f"Invalid tags: {', '.join(prefixed)} is set by deploy-model itself",
+                              hint="Keys starting with " + " or ".join(RELEASE_TAG_PREFIXES)
+                                   + " hold the release history; choose another key.")
+    adds = len(set(reserved) - set(RELEASE_TAG_KEYS)) + RELEASE_TAG_BUDGET
+    if len(keys) + adds > MAX_TAGS:
         raise ValidationError(
-            f"Invalid tags: {len(keys)} tags plus the {len(reserved)} deploy-model adds exceed "
+            f"Invalid tags: {len(keys)} tags plus the {adds} deploy-model adds exceed "
             f"SageMaker's limit of {MAX_TAGS} per resource",
-            hint=f"Pass at most {MAX_TAGS - len(reserved)} --tag options.")
+            hint=f"Pass at most {MAX_TAGS - adds} --tag options.")
 
 
 def validate_strategy(name: str, instance_count: int, step_percent: int,

@@ -24,6 +24,8 @@ manager, so it works in-process under `mock_aws` and over HTTP with `ThreadedMot
   ThrottlingException before moto sees them (botocore retries each).
 - `on_call(action, callback)`: run a callback (given moto's SageMaker backend) just before or just
   after moto handles an action: a rival deploy's create, a Ctrl-C or a `kill -9` at that step.
+- AddTags overwrites the value of a key the resource has already, as SageMaker does (moto
+  appends a second tag of the same key).
 - DeleteModelPackage and DeleteModelPackageGroup (moto 5.2.5 lacks both), on moto's own registry
   state, recorded in `package_deletions` in call order. A group that still holds packages is
   refused with ConflictException (the error the API lists for this call), so a rollback must
@@ -202,7 +204,7 @@ class SageMakerDouble:
         double = self
         names = ("create_endpoint", "describe_endpoint", "delete_endpoint", "update_endpoint",
                  "call_action", "delete_model_package", "delete_model_package_group",
-                 "create_model", "create_endpoint_config")
+                 "create_model", "create_endpoint_config", "add_tags")
         # What the class itself defines, to restore; and what it resolves to (maybe inherited).
         self._saved = {name: SageMakerResponse.__dict__.get(name) for name in names}
         originals = {name: getattr(SageMakerResponse, name, None) for name in names}
@@ -254,7 +256,11 @@ class SageMakerDouble:
         def delete_model_package_group(response: SageMakerResponse) -> Any:
             return double._on_delete_package_group(response)
 
+        def add_tags(response: SageMakerResponse) -> Any:
+            return double._on_add_tags(response)
+
         SageMakerResponse.call_action = call_action
+        SageMakerResponse.add_tags = add_tags
         SageMakerResponse.delete_model_package = delete_model_package
         SageMakerResponse.delete_model_package_group = delete_model_package_group
         SageMakerResponse.create_endpoint = create_endpoint
@@ -360,6 +366,13 @@ class SageMakerDouble:
         self._transitions[name] = _Transition(self._delete_describes - 1, "Deleting",
                                               remove=True)
         return ActionResult({})
+
+    def _on_add_tags(self, response: SageMakerResponse) -> Any:
+        arn, tags = response._get_param("ResourceArn"), response._get_param("Tags") or []
+        backend = response.sagemaker_backend
+        new_keys = {tag["Key"] for tag in tags}
+        backend.delete_tags(arn, list(new_keys))
+        return ActionResult({"Tags": backend.add_tags(arn, tags)})
 
     def _on_update(self, response: SageMakerResponse) -> Any:
         backend = response.sagemaker_backend

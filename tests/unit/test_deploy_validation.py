@@ -136,9 +136,15 @@ def test_tags_parse_and_refuse_bad_ones():
 
 def test_tag_limits():
     reserved = v.RESERVED_TAG_KEYS
-    v.validate_tags([(f"k{i}", "v") for i in range(50 - len(reserved))], reserved)
-    with pytest.raises(ValidationError, match="exceed SageMaker's limit of 50"):
-        v.validate_tags([(f"k{i}", "v") for i in range(51 - len(reserved))], reserved)
+    # deploy-model's own five tags plus room for the release record (six keys, four entries).
+    adds = 5 + v.RELEASE_TAG_BUDGET
+    v.validate_tags([(f"k{i}", "v") for i in range(50 - adds)], reserved)
+    with pytest.raises(ValidationError, match=f"plus the {adds} deploy-model adds exceed "
+                                              "SageMaker's limit of 50"):
+        v.validate_tags([(f"k{i}", "v") for i in range(51 - adds)], reserved)
+    for key in ("DeployRelease", "DeployRelease-3", "DeployFailed-x"):
+        with pytest.raises(ValidationError, match="set by deploy-model itself"):
+            v.validate_tags([(key, "x")], reserved)
     with pytest.raises(ValidationError, match="more than once"):
         v.validate_tags([("a", "1"), ("a", "2")], reserved)
     with pytest.raises(ValidationError, match="set by deploy-model itself"):

@@ -1,0 +1,310 @@
+"""Releases: every verified deploy of an endpoint is a numbered release, recorded in AWS itself.
+
+No local state: the record is tags, written (AddTags) only once a deploy is verified InService on
+its new config (docs/ARCHITECTURE.md, "Releases"):
+
+- on the release's endpoint config and on each of its models: `DeployRelease=<K>` (the release
+  number, 1, 2, ... per endpoint), `DeployReleaseVersion`, `DeployReleaseSha256` (the package's
+  archive), `DeployReleaseCommit` (git HEAD of the directory deploy-model ran in, or `none`),
+  `DeployReleaseCaller` (STS GetCallerIdentity ARN), `DeployReleaseTime` (UTC, ISO 8601). The
+  package ARN is the `ModelPackageArn` tag every resource already carries; the config name is the
+  resource itself.
+- on the endpoint: `DeployRelease=<K>`, the release it serves (and the counter's floor when old
+  configs are gone).
+- `DeployRelease-<K>=<time> <caller>` on a config that a rollback made live again as release K.
+- `DeployFailed-<run id>=<time> <status> <package version> <caller>` on the endpoint: a failed
+  attempt; the last few are kept.
+
+`list_releases` reads them back (newest first, the live one marked); `kept_release_configs` is
+what a clean-up must leave alone.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore import exceptions as bce
+
+from modules.deploy_plan import DeployPlan, resource_name_prefix
+from modules.deploy_resources import CONFIG, MODEL, Resource, config_models, resource_arn, tags_of
+from modules.deploy_validation import (
+    TAG_ENDPOINT,
+    TAG_MANAGED_BY,
+    TAG_PACKAGE,
+    TAG_RELEASE,
+    TAG_RELEASE_CALLER,
+    TAG_RELEASE_COMMIT,
+    TAG_RELEASE_SHA256,
+    TAG_RELEASE_TIME,
+    TAG_RELEASE_VERSION,
+    TAG_RUN_ID,
+)
+from utils import output
+from utils.aws_errors import error_message
+from utils.endpoint_operations import describe_endpoint
+from utils.names import TOOL_NAME
+
+__all__ = ["Release", "ReleaseFacts", "kept_release_configs", "list_releases", "record_release",
+           "release_number", "release_facts"]
+
+TAG_REAPPLIED_PREFIX = f"{TAG_RELEASE}-"  # DeployRelease-<K>: this config live again as K
+TAG_FAILED_PREFIX = "DeployFailed-"
+NO_COMMIT = "none"
+UNKNOWN_CALLER = "unknown"
+MAX_TAG_VALUE = 256
+_NOT_TAG_CHARS = re.compile(r"[^\w .:/=+\-@]")  # what SageMaker refuses in a tag value
+
+
+@dataclass(frozen=True)
+class ReleaseFacts:
+    """Who made a release and from what: read when it is recorded."""
+
+    time: str
+    caller: str
+    commit: str
+
+
+@dataclass(frozen=True)
+class Release:
+    number: int
+    config_name: str
+    model_names: tuple[str, ...]
+    package_arn: str | None
+    version: str | None
+    sha256: str | None
+    commit: str | None
+    caller: str | None
+    time: str | None
+    run_id: str | None
+    reapplied_from: int | None = None  # a rollback: the release whose config it made live again
+    state: str = "previous"  # live / previous
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"release": self.number, "state": self.state, "config_name": self.config_name,
+                "model_names": list(self.model_names), "model_package_arn": self.package_arn,
+                "version": self.version, "sha256": self.sha256, "git_commit": self.commit,
+                "caller": self.caller, "time": self.time, "run_id": self.run_id,
+                "rollback_to": self.reapplied_from}
+
+
+@dataclass(frozen=True)
+class FailedAttempt:
+    run_id: str
+    time: str
+    status: str
+    version: str
+    caller: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "state": "failed", "time": self.time,
+                "status": self.status, "version": self.version, "caller": self.caller}
+
+
+@dataclass(frozen=True)
+class History:
+    endpoint_name: str
+    releases: tuple[Release, ...] = ()
+    failed: tuple[FailedAttempt, ...] = ()
+    live_config: str | None = None
+    endpoint_exists: bool = True
+
+    @property
+    def live(self) -> Release | None:
+        return next((r for r in self.releases if r.state == "live"), None)
+
+    def release(self, number: int) -> Release | None:
+        return next((r for r in self.releases if r.number == number), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        live = self.live
+        return {"endpoint_name": self.endpoint_name, "endpoint_exists": self.endpoint_exists,
+                "live_release": live.number if live else None,
+                "current_endpoint_config_name": self.live_config,
+                "releases": [r.to_dict() for r in self.releases],
+                "failed": [f.to_dict() for f in self.failed]}
+
+
+@dataclass
+class _ConfigRecord:
+    name: str
+    tags: dict[str, str]
+    models: tuple[str, ...] = field(default_factory=tuple)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def release_number(tags: dict[str, str]) -> int | None:
+    """The release a resource's tags say it is (None: not a release)."""
+    raw = tags.get(TAG_RELEASE, "")
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+def list_releases(sagemaker: Any, endpoint_name: str) -> list[Release]:
+    """The endpoint's releases whose configs still exist, newest first, the one it serves `live`."""
+    return list(read_history(sagemaker, endpoint_name).releases)
+
+
+def kept_release_configs(sagemaker: Any, endpoint_name: str) -> dict[str, tuple[str, ...]]:
+    """Config name -> its models, for every release of the endpoint still kept: a clean-up of
+    unused resources must leave these alone (a rollback needs them)."""
+    return {r.config_name: r.model_names for r in list_releases(sagemaker, endpoint_name)}
+
+
+def read_history(sagemaker: Any, endpoint_name: str) -> History:
+    current = describe_endpoint(sagemaker, endpoint_name)
+    endpoint_tags = tags_of(sagemaker, current.get("EndpointArn")) if current else {}
+    live_config = current.get("EndpointConfigName") if current else None
+    records = _release_configs(sagemaker, endpoint_name)
+    releases = sorted((r for record in records for r in _releases_of(record)),
+                      key=lambda r: r.number, reverse=True)
+    releases = _mark_live(releases, live_config, release_number(endpoint_tags))
+    return History(endpoint_name, tuple(releases), tuple(_failed_attempts(endpoint_tags)),
+                   live_config, current is not None)
+
+
+def _release_configs(sagemaker: Any, endpoint_name: str) -> list[_ConfigRecord]:
+    """The endpoint's configs that carry a release number (deploy-model's, read back)."""
+    found = []
+    pages = sagemaker.get_paginator("list_endpoint_configs").paginate(
+        NameContains=resource_name_prefix(endpoint_name))
+    for page in pages:
+        for summary in page.get("EndpointConfigs", []):
+            tags = tags_of(sagemaker, summary.get("EndpointConfigArn"))
+            if (tags.get(TAG_ENDPOINT) == endpoint_name and tags.get(TAG_MANAGED_BY) == TOOL_NAME
+                    and release_number(tags) is not None):
+                name = summary["EndpointConfigName"]
+                found.append(_ConfigRecord(name, tags, tuple(config_models(sagemaker, name))))
+    return found
+
+
+def _releases_of(record: _ConfigRecord) -> Iterable[Release]:
+    tags = record.tags
+    first = Release(
+        number=release_number(tags) or 0, config_name=record.name, model_names=record.models,
+        package_arn=tags.get(TAG_PACKAGE), version=tags.get(TAG_RELEASE_VERSION),
+        sha256=tags.get(TAG_RELEASE_SHA256), commit=tags.get(TAG_RELEASE_COMMIT),
+        caller=tags.get(TAG_RELEASE_CALLER), time=tags.get(TAG_RELEASE_TIME),
+        run_id=tags.get(TAG_RUN_ID))
+    yield first
+    for key, value in tags.items():
+        number = key[len(TAG_REAPPLIED_PREFIX):]
+        if key.startswith(TAG_REAPPLIED_PREFIX) and number.isascii() and number.isdigit():
+            time, _, caller = value.partition(" ")
+            yield Release(**{**first.__dict__, "number": int(number), "time": time,
+                             "caller": caller or None, "reapplied_from": first.number})
+
+
+def _mark_live(releases: list[Release], live_config: str | None,
+               endpoint_release: int | None) -> list[Release]:
+    """The release the endpoint serves: the one its tag names when that is on its config, else
+    the newest on its config; none when it serves a config that is no release."""
+    on_config = [r for r in releases if r.config_name == live_config]
+    live = next((r for r in on_config if r.number == endpoint_release),
+                on_config[0] if on_config else None)
+    return [Release(**{**r.__dict__, "state": "live"}) if r is live else r for r in releases]
+
+
+def _failed_attempts(endpoint_tags: dict[str, str]) -> list[FailedAttempt]:
+    failed = []
+    for key, value in endpoint_tags.items():
+        if key.startswith(TAG_FAILED_PREFIX):
+            time, status, version, caller = (value.split(" ", 3) + ["", "", "", ""])[:4]
+            failed.append(FailedAttempt(key[len(TAG_FAILED_PREFIX):], time, status, version,
+                                        caller))
+    return sorted(failed, key=lambda f: f.run_id, reverse=True)
+
+
+def next_release_number(sagemaker: Any, endpoint_name: str, endpoint_arn: str | None) -> int:
+    """One more than any release of the endpoint still recorded, on its configs or (when their
+    configs are gone) on the endpoint. No DescribeEndpoint: the watch counts those."""
+    numbers = [r.number for record in _release_configs(sagemaker, endpoint_name)
+               for r in _releases_of(record)]
+    numbers.append(release_number(tags_of(sagemaker, endpoint_arn)) or 0)
+    return max(numbers) + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def tag_value(text: str) -> str:
+    """What SageMaker takes as a tag value: its characters only, at most 256."""
+    return _NOT_TAG_CHARS.sub("_", text)[:MAX_TAG_VALUE]
+
+
+def utc_time(wall_seconds: float) -> str:
+    return datetime.fromtimestamp(wall_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def caller_arn(sts: Any) -> str:
+    """Who is deploying; a missing answer must not fail a deploy that succeeded."""
+    try:
+        return sts.get_caller_identity().get("Arn") or UNKNOWN_CALLER
+    except (bce.ClientError, bce.BotoCoreError) as exc:
+        output.print_warning(f"Could not read the caller identity ({error_message(exc)}); the "
+                             f"release records {UNKNOWN_CALLER}")
+        return UNKNOWN_CALLER
+
+
+def git_commit(directory: Path) -> str:
+    """HEAD of the git work tree `directory` is in, `<sha>-dirty` with uncommitted changes, or
+    `none` (no git, no repository)."""
+    try:
+        head = subprocess.run(["git", "-C", str(directory), "rev-parse", "--verify", "HEAD"],
+                              capture_output=True, text=True, timeout=10, check=False)
+        if head.returncode != 0:
+            return NO_COMMIT
+        dirty = subprocess.run(["git", "-C", str(directory), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return NO_COMMIT
+    sha = head.stdout.strip()
+    return f"{sha}-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else sha
+
+
+def release_facts(sts: Any, wall_seconds: float, directory: Path) -> ReleaseFacts:
+    return ReleaseFacts(time=utc_time(wall_seconds), caller=tag_value(caller_arn(sts)),
+                        commit=git_commit(directory))
+
+
+def release_tags(plan: DeployPlan, number: int, facts: ReleaseFacts) -> list[dict[str, str]]:
+    package = plan.package
+    values = {TAG_RELEASE: str(number),
+              TAG_RELEASE_VERSION: "" if package.version is None else str(package.version),
+              TAG_RELEASE_SHA256: package.environment.get("MODEL_SHA256", ""),
+              TAG_RELEASE_COMMIT: facts.commit, TAG_RELEASE_CALLER: facts.caller,
+              TAG_RELEASE_TIME: facts.time}
+    return [{"Key": key, "Value": tag_value(value)} for key, value in values.items()]
+
+
+def record_release(sagemaker: Any, plan: DeployPlan, facts: ReleaseFacts,
+                   endpoint_arn: str | None) -> int | None:
+    """Tag the verified deploy's config and models as the endpoint's next release, and the
+    endpoint as serving it. Returns the number; None (with a warning) when AWS refused: the
+    deploy itself stands."""
+    try:
+        number = next_release_number(sagemaker, plan.endpoint_name, endpoint_arn)
+        tags = release_tags(plan, number, facts)
+        for resource in [Resource(CONFIG, plan.config_name),
+                         *(Resource(MODEL, v.model_name) for v in plan.variants)]:
+            arn = resource_arn(sagemaker, resource)
+            if arn:
+                sagemaker.add_tags(ResourceArn=arn, Tags=tags)
+        if endpoint_arn:
+            sagemaker.add_tags(ResourceArn=endpoint_arn, Tags=tags[:1])
+    except (bce.ClientError, bce.BotoCoreError) as exc:
+        output.print_warning(f"The deploy succeeded but its release record could not be written "
+                             f"({error_message(exc)}); --history and --rollback will not know it")
+        return None
+    output.print_info(f"Recorded release {number} of {plan.endpoint_name} "
+                      f"({plan.config_name})")
+    return number
