@@ -24,6 +24,8 @@ from modules.deploy_validation import (  # noqa: E402
 )
 from modules.scaling_settings import (  # noqa: E402
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_TARGET_INVOCATIONS,
+    parse_range,
 )
 from utils import output  # noqa: E402
 from utils.cli import (  # noqa: E402
@@ -46,6 +48,7 @@ examples:
       --rollback-alarm qc-prod-5xx --smoke-test-data sample-data.json --json
   python deploy-model.py --model-package-group PLMSCWInferenceModelGroup --dry-run
   python deploy-model.py -a "$(cat model_arn.txt)" -t local -e qc-local
+  python deploy-model.py -a "$(cat model_arn.txt)" -e qc-prod --instance-count 2 --autoscale 2-6
   python deploy-model.py -a "$(cat model_arn.txt)" -e qc-dev --serverless-memory 2048 \\
       --max-concurrency 10
 
@@ -98,6 +101,20 @@ def build_parser() -> EnvArgumentParser:
                             type=positive_int, metavar="N",
                             help="serverless: concurrency kept warm (no cold starts), at most "
                                  "--max-concurrency")
+    parser.add_env_argument("--autoscale", env="AUTOSCALE", type=parse_range, metavar="MIN-MAX",
+                            help="scale the instances between MIN and MAX (Application Auto "
+                                 "Scaling, target tracking on invocations per instance)")
+    parser.add_env_argument("--target-invocations", env="TARGET_INVOCATIONS",
+                            default=DEFAULT_TARGET_INVOCATIONS, type=positive_int, metavar="N",
+                            help="autoscale: invocations per instance per minute to aim for")
+    parser.add_env_argument("--scale-in-cooldown", env="SCALE_IN_COOLDOWN", type=_seconds,
+                            metavar="SECONDS",
+                            help="autoscale: seconds after a scale-in before the next one "
+                                 "(default: Application Auto Scaling's)")
+    parser.add_env_argument("--scale-out-cooldown", env="SCALE_OUT_COOLDOWN", type=_seconds,
+                            metavar="SECONDS",
+                            help="autoscale: seconds after a scale-out before the next one "
+                                 "(default: Application Auto Scaling's)")
     parser.add_env_argument("-s", "--stack", env="STACK", default=DEFAULT_STACK, metavar="NAME",
                             help="stack name: tags every resource, prefixes generated names")
     parser.add_env_argument("--tag", env="TAG", type=_tag, action="append",

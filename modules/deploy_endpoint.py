@@ -56,6 +56,7 @@ from modules.deploy_resources import (
     start_endpoint,
     superseded_resources,
 )
+from modules.deploy_scaling import ScalingRun, register_commands
 from modules.deploy_settings import DeploySettings
 from modules.deploy_watch import (
     SmokeTestFailed,
@@ -94,9 +95,10 @@ def deploy_endpoint(settings: DeploySettings, *, timing: Timing | None = None) -
     started = timing.clock()
     output.print_header(f"Deploying to SageMaker endpoint {settings.endpoint_name}")
     session = get_boto_session(settings.region, settings.profile)
-    sagemaker, logs, ecr = create_clients(session, "sagemaker", "logs", "ecr")
+    sagemaker, logs, ecr, autoscaling = create_clients(session, "sagemaker", "logs", "ecr",
+                                                       "application-autoscaling")
     package = resolve_model_package(sagemaker, ecr, settings)
-    plan = plan_deployment(sagemaker, settings, package, timing.now())
+    plan = plan_deployment(sagemaker, settings, package, timing.now(), autoscaling=autoscaling)
     show_plan(plan)
     if settings.dry_run:
         output.print_success("Dry run: nothing was created or changed")
@@ -104,7 +106,8 @@ def deploy_endpoint(settings: DeploySettings, *, timing: Timing | None = None) -
                 "region": settings.region, "console_url": console_url(settings.region,
                                                                       plan.endpoint_name,
                                                                       sagemaker)}
-    return DeployRun(plan, sagemaker, logs, session, timing, started).execute()
+    return DeployRun(plan, sagemaker, logs, session, timing, started,
+                     autoscaling=autoscaling).execute()
 
 
 def deploy_local_endpoint(settings: DeploySettings) -> dict:
@@ -150,7 +153,8 @@ def _warn_ignored_in_local_mode(settings: DeploySettings) -> None:
         ("--rollback-alarm", bool(settings.rollback_alarms)), ("--tag", bool(settings.tags)),
         ("--smoke-test-data", settings.smoke_test is not None),
         ("--no-monitor", not settings.monitor), ("--skip-rollback", not settings.rollback),
-        ("--keep-previous", settings.keep_previous)) if used]
+        ("--keep-previous", settings.keep_previous),
+        ("--autoscale", settings.autoscale is not None)) if used]
     if ignored:
         output.print_warning(f"Ignored in local mode: {', '.join(ignored)}")
 
@@ -257,8 +261,9 @@ class DeployRun:
     """Creates, watches and verifies one deploy, and owns the rollback of what it created."""
 
     def __init__(self, plan: DeployPlan, sagemaker: Any, logs: Any, session: Any,
-                 timing: Timing, started: float) -> None:
+                 timing: Timing, started: float, *, autoscaling: Any = None) -> None:
         self.plan = plan
+        self.scaling = ScalingRun(autoscaling, plan.endpoint_name, plan.scaling, plan.region)
         self.policy = POLICIES[plan.action]
         self.sagemaker = sagemaker
         self.logs = logs
@@ -274,6 +279,14 @@ class DeployRun:
     # -- the happy path ----------------------------------------------------------------------
 
     def execute(self) -> dict:
+        try:
+            return self._execute()
+        except DeployModelError as error:
+            # A failed update that left the old config serving gets its old scaling back.
+            error.details = [*error.details, *self._restore_scaling()]
+            raise
+
+    def _execute(self) -> dict:
         output.print_section("Creating resources")
         self._create_resources()
         if not self.plan.monitor:
@@ -289,12 +302,14 @@ class DeployRun:
             raise  # a failed deploy: already rolled back and explained
         except Exception as exc:  # noqa: BLE001 - whatever stopped the watch, clean up first
             self._aborted(exc)
+        self._apply_scaling()
         return self._succeeded(outcome, smoke)
 
     def _create_resources(self) -> None:
         try:
             create_model(self.sagemaker, self.plan, self.resources)
             create_endpoint_config(self.sagemaker, self.plan, self.resources)
+            self.scaling.before_update()
             self.update_requested = not self.plan.is_create
             self.endpoint_arn = start_endpoint(self.sagemaker, self.plan, self.resources)
         except (KeyboardInterrupt, Terminated) as interrupt:
@@ -324,6 +339,41 @@ class DeployRun:
         output.print_info(f"Verified: {self.plan.endpoint_name} is InService and serves the new "
                           f"endpoint config {self.plan.config_name}")
 
+    def _apply_scaling(self) -> None:
+        """Once the endpoint is verified (and smoke-tested): register the plan's autoscaling.
+        A failure leaves the endpoint serving the new config, unscaled: exit 3 with the
+        commands that register it."""
+        try:
+            self.scaling.after_in_service()
+        except (bce.ClientError, bce.BotoCoreError) as exc:
+            self.scaling.deregistered = False  # the endpoint serves the new config: no restore
+            after = self.plan.scaling.after if self.plan.scaling else None
+            commands = register_commands(self.plan.endpoint_name, self.plan.variant_name,
+                                         after, self.plan.region) if after else []
+            base = translate_botocore_error(exc) or DeployModelError(str(exc))
+            raise AwsStepFailed(base, facts=self._facts(status="InService"), details=[
+                f"{self.plan.endpoint_name} is InService on {self.plan.config_name}, but its "
+                "autoscaling could not be registered; register it with:",
+                *[f"  {line}" for line in commands]]) from exc
+
+    def _restore_scaling(self) -> list[str]:
+        """The previous scaling, registered again when the endpoint is InService on the old
+        config; otherwise the commands that do it once it has settled there."""
+        if not self.scaling.deregistered:
+            return []
+        current = None
+        try:
+            current = self.sagemaker.describe_endpoint(EndpointName=self.plan.endpoint_name)
+        except (bce.ClientError, bce.BotoCoreError):
+            pass
+        on_previous = current is not None and current.get("EndpointStatus") == "InService" and (
+            current.get("EndpointConfigName") == self.plan.previous_config)
+        if on_previous:
+            return self.scaling.restore()
+        return ["The previous autoscaling was deregistered for the update; once the endpoint "
+                f"is InService on {self.plan.previous_config} again, restore it with:",
+                *[f"  {line}" for line in self.scaling.restore_commands()]]
+
     def _accepted(self) -> dict:
         name, region = self.plan.endpoint_name, self.plan.region
         status = self.policy.busy_status
@@ -340,7 +390,19 @@ class DeployRun:
         if self.plan.previous_config:
             output.print_info(f"The previous config {self.plan.previous_config} stays; remove it "
                               "once the update is InService if you no longer need it.")
+        self._tell_scaling_left_to_do()
         return self._result(status, monitored=False)
+
+    def _tell_scaling_left_to_do(self) -> None:
+        """--no-monitor: scaling deregistered for the update is not registered again here."""
+        scaling = self.plan.scaling
+        if scaling is None or not self.scaling.deregistered or scaling.after is None:
+            return
+        output.print_warning(f"The autoscaling of {scaling.variant_name} was deregistered for "
+                             "the update; once it is InService, register it again with:")
+        for line in register_commands(self.plan.endpoint_name, scaling.variant_name,
+                                      scaling.after, self.plan.region):
+            output.print_info(f"  {line}")
 
     def _succeeded(self, outcome: MonitorResult, smoke: dict | None) -> dict:
         release = self.policy.record(self)

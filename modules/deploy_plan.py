@@ -22,6 +22,7 @@ from typing import Any
 from botocore import exceptions as bce
 
 from modules.deploy_package import PackageInfo
+from modules.deploy_scaling import ScalingPlan, plan_scaling, read_scaling
 from modules.deploy_settings import DeploymentStrategy, DeploySettings, SmokeTest
 from modules.deploy_validation import (
     TAG_ENDPOINT,
@@ -88,6 +89,7 @@ class Previous:
     config_arn: str | None = None  # None: the config no longer exists
     models: tuple[str, ...] = ()
     failure_reason: str | None = None
+    production_variants: tuple[dict, ...] = ()  # the config's, as DescribeEndpointConfig says
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class DeployPlan:
     endpoint_arn: str | None = None  # known for an update; a create learns it from AWS
     previous: Previous | None = None
     name_was_generated: bool = False
+    scaling: ScalingPlan | None = None  # autoscaling: what it does, around an update too
 
     @property
     def is_create(self) -> bool:
@@ -147,6 +150,7 @@ class DeployPlan:
             "instance_count": variant.instance_count, "model_package_arn": self.package.arn,
             "previous_endpoint_config_name": self.previous_config,
             "serverless": variant.serverless_summary(),
+            "autoscaling": self.scaling.summary() if self.scaling else None,
         }
 
 
@@ -203,7 +207,10 @@ def deployment_config(strategy: DeploymentStrategy, alarms: tuple[str, ...]) -> 
 
 
 def plan_deployment(sagemaker: Any, settings: DeploySettings, package: PackageInfo,
-                    now: datetime, run_id: str | None = None) -> DeployPlan:
+                    now: datetime, run_id: str | None = None, *,
+                    autoscaling: Any = None) -> DeployPlan:
+    """`autoscaling` (an Application Auto Scaling client) reads the scaling an update must keep
+    right; without it an update plans none."""
     run_id = run_id or new_run_id(now)
     name = resource_name(settings.endpoint_name, run_id)
     common = dict(
@@ -216,13 +223,30 @@ def plan_deployment(sagemaker: Any, settings: DeploySettings, package: PackageIn
         rollback_alarms=settings.rollback_alarms, name_was_generated=settings.name_was_generated)
     current = describe_endpoint(sagemaker, settings.endpoint_name)
     if current is None:
-        return DeployPlan(CREATE, variants=(_variant(settings, VARIANT_NAME, name),), **common)
+        variant = _variant(settings, VARIANT_NAME, name)
+        return DeployPlan(CREATE, variants=(variant,),
+                          scaling=_scaling(None, settings, variant, None), **common)
     refuse_unless_updatable(current)
+    variant = _variant(settings, current_variant_name(current), name)
+    previous = read_previous(sagemaker, current)
     return DeployPlan(
-        UPDATE, variants=(_variant(settings, current_variant_name(current), name),),
+        UPDATE, variants=(variant,),
         deployment_config=deployment_config(settings.strategy, settings.rollback_alarms),
-        endpoint_arn=current.get("EndpointArn"),
-        previous=read_previous(sagemaker, current), **common)
+        endpoint_arn=current.get("EndpointArn"), previous=previous,
+        scaling=_scaling(autoscaling, settings, variant, previous), **common)
+
+
+def _scaling(autoscaling: Any, settings: DeploySettings, variant: Variant,
+             previous: Previous | None) -> ScalingPlan | None:
+    """The variant's scaling now (read back for an update) and what this deploy makes of it."""
+    current = (read_scaling(autoscaling, settings.endpoint_name, variant.name)
+               if autoscaling is not None and previous is not None else None)
+    old_type = next((v.get("InstanceType") for v in (previous.production_variants
+                                                      if previous else ())
+                     if v.get("VariantName") == variant.name), None)
+    return plan_scaling(current, settings.autoscale, variant_name=variant.name,
+                        old_instance_type=old_type, new_instance_type=variant.instance_type,
+                        new_serverless=variant.serverless is not None)
 
 
 def _variant(settings: DeploySettings, variant_name: str, model_name: str) -> Variant:
@@ -284,4 +308,5 @@ def read_previous(sagemaker: Any, current: dict) -> Previous:
         raise
     models = tuple(v["ModelName"] for v in config.get("ProductionVariants", [])
                    if v.get("ModelName"))
-    return Previous(name, config.get("EndpointConfigArn"), models, reason)
+    return Previous(name, config.get("EndpointConfigArn"), models, reason,
+                    tuple(config.get("ProductionVariants", [])))

@@ -105,7 +105,12 @@ def show_plan(plan: DeployPlan) -> None:
         pairs["Replaces config"] = plan.previous_config or "(none)"
         if plan.rollback_alarms:
             pairs["Rollback alarms"] = ", ".join(plan.rollback_alarms)
+    if plan.scaling is not None:
+        after = plan.scaling.after
+        pairs["Autoscaling"] = after.describe() if after else "none"
     output.print_key_values(pairs)
+    for step in plan.scaling.steps() if plan.scaling else []:
+        output.print_info(f"Autoscaling: {step}")
     if plan.name_was_generated:
         output.print_info("The endpoint name was generated: every run without --endpoint-name "
                           "creates another endpoint (and its cost). Pass -e "

@@ -226,7 +226,8 @@ def start_endpoint(sagemaker: Any, plan: DeployPlan, resources: RunResources) ->
     output.print_info(f"Updating endpoint {plan.endpoint_name} to config {plan.config_name}")
     sagemaker.update_endpoint(EndpointName=plan.endpoint_name,
                               EndpointConfigName=plan.config_name,
-                              DeploymentConfig=plan.deployment_config)
+                              DeploymentConfig=plan.deployment_config,
+                              **(plan.scaling.update_options() if plan.scaling else {}))
     return plan.endpoint_arn
 
 

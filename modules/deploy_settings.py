@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modules.deploy_validation import DEFAULT_TIMEOUT, LOCAL_INSTANCE_TYPE
-from modules.scaling_settings import Serverless
+from modules.scaling_settings import Autoscale, Serverless
 from utils.names import DEFAULT_STACK
 
 # Only these variables of the caller's environment reach a local model server: on SageMaker the
@@ -63,6 +63,7 @@ class DeploySettings:
     smoke_test: SmokeTest | None = None
     name_was_generated: bool = False
     serverless: Serverless | None = None  # a serverless variant instead of instances
+    autoscale: Autoscale | None = None  # Application Auto Scaling of the instances
     # Local mode only: where local endpoints are recorded, and what the server inherits.
     state_dir: Path | None = None
     server_env: tuple[tuple[str, str], ...] = ()

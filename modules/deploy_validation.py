@@ -374,7 +374,7 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
     from modules.scaling_settings import scaling_from_args
 
     # Before the strategy: canary on serverless is refused for what it is, not for its count.
-    serverless = scaling_from_args(args, sources or {})
+    serverless, autoscale = scaling_from_args(args, sources or {})
     strategy = validate_strategy(args.deployment_strategy, args.instance_count, args.step_size,
                                  args.step_wait)
     tags = tuple(args.tag or ())
@@ -402,7 +402,7 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
         output_file=args.output_file, dry_run=args.dry_run, strategy=strategy,
         rollback_alarms=tuple(dict.fromkeys(args.rollback_alarm or ())), tags=tags,
         smoke_test=smoke, name_was_generated=generated, serverless=serverless,
-        **(_local_settings(env) if local else {}))
+        autoscale=autoscale, **(_local_settings(env) if local else {}))
 
 
 def _local_settings(env: Mapping[str, str]) -> dict:

@@ -26,6 +26,12 @@ manager, so it works in-process under `mock_aws` and over HTTP with `ThreadedMot
   after moto handles an action: a rival deploy's create, a Ctrl-C or a `kill -9` at that step.
 - AddTags overwrites the value of a key the resource has already, as SageMaker does (moto
   appends a second tag of the same key).
+- Autoscaled variants (moto accepts what AWS refuses): an UpdateEndpoint that changes the
+  instance type of, makes serverless, or removes a variant registered with Application Auto
+  Scaling (`sagemaker:variant:DesiredInstanceCount`) is refused, as SageMaker does; an update
+  resets each variant's desired count to the new config's initial count unless
+  `RetainAllVariantProperties` (without DesiredInstanceCount excluded) keeps it.
+  `scale_variant` plays the autoscaler having scaled a variant.
 - DeleteModelPackage and DeleteModelPackageGroup (moto 5.2.5 lacks both), on moto's own registry
   state, recorded in `package_deletions` in call order. A group that still holds packages is
   refused with ConflictException (the error the API lists for this call), so a rollback must
@@ -91,6 +97,7 @@ class _Transition:
     status: str
     failure_reason: str | None = None
     new_config: str | None = None  # set: switch to this config when the transition lands
+    retained_counts: dict[str, int] | None = None  # variant -> desired count the update keeps
     remove: bool = False  # deletion completes
 
 
@@ -194,6 +201,17 @@ class SageMakerDouble:
         from moto.sagemaker.models import sagemaker_backends
 
         return sagemaker_backends[self.account][self.region]
+
+    def scale_variant(self, endpoint: str, variant: str, count: int) -> None:
+        """The autoscaler moved `variant` of `endpoint` to `count` instances."""
+        for summary in self.backend.endpoints[endpoint].production_variants:
+            if summary["VariantName"] == variant:
+                summary["CurrentInstanceCount"] = summary["DesiredInstanceCount"] = count
+
+    def instance_count_of(self, endpoint: str, variant: str = "AllTraffic") -> int | None:
+        return next((v.get("DesiredInstanceCount")
+                     for v in self.backend.endpoints[endpoint].production_variants
+                     if v["VariantName"] == variant), None)
 
     def describes_of(self, endpoint: str) -> int:
         return self._describes[endpoint]
@@ -348,6 +366,10 @@ class SageMakerDouble:
             endpoint.endpoint_config_name = transition.new_config
             endpoint.production_variants = endpoint._process_production_variants(
                 config.production_variants)
+            for summary in endpoint.production_variants:
+                kept = (transition.retained_counts or {}).get(summary["VariantName"])
+                if kept is not None and "DesiredInstanceCount" in summary:
+                    summary["CurrentInstanceCount"] = summary["DesiredInstanceCount"] = kept
         endpoint.endpoint_status = transition.status
         endpoint.failure_reason = transition.failure_reason
 
@@ -380,7 +402,10 @@ class SageMakerDouble:
         config_name = response._get_param("EndpointConfigName")
         self.update_requests.append({
             "EndpointName": name, "EndpointConfigName": config_name,
-            "DeploymentConfig": response._get_param("DeploymentConfig")})
+            "DeploymentConfig": response._get_param("DeploymentConfig"),
+            "RetainAllVariantProperties": response._get_param("RetainAllVariantProperties"),
+            "ExcludeRetainedVariantProperties": response._get_param(
+                "ExcludeRetainedVariantProperties")})
         endpoint = backend.endpoints.get(name)
         if endpoint is None:
             raise ValidationError(message=f"Could not find endpoint '{name}'.")
@@ -395,11 +420,13 @@ class SageMakerDouble:
         if old != new:
             raise ValidationError(message=f"Variant names {new} differ from the endpoint's {old}; "
                                           "a blue/green update keeps them")
+        self._refuse_changing_scaled_variants(backend, name, config)
         script = self._update_scripts.pop(0) if self._update_scripts else _Script(1, "InService",
                                                                                     None)
         endpoint.endpoint_status = "Updating"
         if script.outcome == "InService":
-            transition = _Transition(script.describes, "InService", None, new_config=config_name)
+            transition = _Transition(script.describes, "InService", None, new_config=config_name,
+                                     retained_counts=self._retained_counts(response, endpoint))
         elif script.outcome == "RolledBack":
             transition = _Transition(script.describes, "InService",
                                      script.failure_reason or "Update failed; rolled back")
@@ -408,6 +435,41 @@ class SageMakerDouble:
                                      new_config=config_name)
         self._transitions[name] = transition
         return ActionResult({"EndpointArn": endpoint.arn})
+
+    def _scaled_variants(self, endpoint_name: str) -> list[str]:
+        from moto.applicationautoscaling.models import applicationautoscaling_backends
+
+        targets = applicationautoscaling_backends[self.account][self.region].targets.get(
+            "sagemaker:variant:DesiredInstanceCount", {})
+        prefix = f"endpoint/{endpoint_name}/variant/"
+        return [rid[len(prefix):] for rid in targets if rid.startswith(prefix)]
+
+    def _refuse_changing_scaled_variants(self, backend: Any, name: str, config: Any) -> None:
+        """SageMaker refuses to remove, re-type or make serverless a variant that Application
+        Auto Scaling scales: it must be deregistered first."""
+        old_config = backend.endpoint_configs.get(backend.endpoints[name].endpoint_config_name)
+        old = {v["VariantName"]: v for v in (old_config.production_variants if old_config
+                                             else [])}
+        new = {v["VariantName"]: v for v in config.production_variants}
+        blocked = [variant for variant in self._scaled_variants(name)
+                   if variant not in new or "InstanceType" not in new[variant]
+                   or new[variant].get("InstanceType") != old.get(variant, {}).get("InstanceType")]
+        if blocked:
+            raise ValidationError(message=(
+                f"The variant(s) {blocked} must be deregistered as scalable targets with AWS "
+                "Application Auto Scaling before they can be removed or have their instance "
+                "types updated."))
+
+    @staticmethod
+    def _retained_counts(response: SageMakerResponse, endpoint: Any) -> dict[str, int] | None:
+        if not response._get_param("RetainAllVariantProperties"):
+            return None
+        excluded = [item.get("VariantPropertyType") for item in
+                    response._get_param("ExcludeRetainedVariantProperties") or []]
+        if "DesiredInstanceCount" in excluded:
+            return None
+        return {v["VariantName"]: v["DesiredInstanceCount"] for v in endpoint.production_variants
+                if "DesiredInstanceCount" in v}
 
     def _on_delete_package(self, response: SageMakerResponse) -> Any:
         backend = response.sagemaker_backend

@@ -2,8 +2,9 @@
 """Delete an endpoint with its endpoint config and model, or stop a local endpoint.
 
 A local endpoint of that name (started with `deploy-model.py -t local`) is stopped first;
-otherwise the SageMaker endpoint is deleted (waiting until it is gone, also while it is still
-Creating), then its current config and that config's models. Asks nothing; prints what it
+otherwise the autoscaling of its variants is deregistered (policies, then scalable targets), the
+SageMaker endpoint is deleted (waiting until it is gone, also while it is still Creating), then
+its current config and that config's models. Asks nothing; prints what it
 removed, or with `--json` one document listing it.
 """
 
@@ -90,11 +91,27 @@ def _plan_local(name: str, env) -> dict | None:
 def _plan_sagemaker(name: str, env, if_exists: bool) -> dict:
     from modules.deploy_resources import endpoint_resources
 
-    region, sagemaker = _sagemaker_client(name, env, "Dry run: deleting endpoint")
+    region, sagemaker, autoscaling = _sagemaker_client(name, env, "Dry run: deleting endpoint")
     resources = endpoint_resources(sagemaker, name)
     if resources is None:
         return _absent(name, region, if_exists, dry_run=True)
-    return _report_plan(name, [str(r) for r in resources], {"local": False, "region": region})
+    return _report_plan(name, _scaled_targets(sagemaker, autoscaling, name)
+                        + [str(r) for r in resources], {"local": False, "region": region})
+
+
+def _variant_names(sagemaker, name: str) -> list[str]:
+    from utils.endpoint_operations import describe_endpoint
+
+    current = describe_endpoint(sagemaker, name) or {}
+    return [v["VariantName"] for v in current.get("ProductionVariants") or []]
+
+
+def _scaled_targets(sagemaker, autoscaling, name: str) -> list[str]:
+    from modules.deploy_scaling import read_scaling, resource_id
+
+    return [f"scalable target {resource_id(name, variant)}"
+            for variant in _variant_names(sagemaker, name)
+            if read_scaling(autoscaling, name, variant) is not None]
 
 
 def _report_plan(name: str, would_remove: list[str], facts: dict) -> dict:
@@ -111,8 +128,8 @@ def _sagemaker_client(name: str, env, title: str):
     region = validate_env_vars(["AWS_REGION"], env)["AWS_REGION"]
     output.print_header(f"{title} {name}")
     session = get_boto_session(region, get_env_var("AWS_PROFILE", env))
-    (sagemaker,) = create_clients(session, "sagemaker")
-    return region, sagemaker
+    sagemaker, autoscaling = create_clients(session, "sagemaker", "application-autoscaling")
+    return region, sagemaker, autoscaling
 
 
 def _absent(name: str, region: str, if_exists: bool, *, dry_run: bool = False) -> dict:
@@ -132,14 +149,17 @@ def _absent(name: str, region: str, if_exists: bool, *, dry_run: bool = False) -
 def _delete_sagemaker(name: str, env, timeout: float, poll_interval: float | None,
                       if_exists: bool = False) -> dict:
     from modules.deploy_resources import Waiting, delete_endpoint_with_resources
+    from modules.deploy_scaling import deregister_variants
 
-    region, sagemaker = _sagemaker_client(name, env, "Deleting endpoint")
+    region, sagemaker, autoscaling = _sagemaker_client(name, env, "Deleting endpoint")
+    # Before the endpoint goes: a scalable target of a deleted endpoint stays behind otherwise.
+    deregistered = deregister_variants(autoscaling, name, _variant_names(sagemaker, name))
     report = delete_endpoint_with_resources(
         sagemaker, name, wait=Waiting(timeout, poll_interval))
     if report is None:
         return _absent(name, region, if_exists)
     result = {"endpoint_name": name, "local": False, "region": region,
-              "removed": [str(r) for r in report.removed],
+              "removed": deregistered + [str(r) for r in report.removed],
               "left_behind": [str(r) for r in report.unfinished],
               "cleanup_commands": report.commands(region)}
     if report.unfinished:

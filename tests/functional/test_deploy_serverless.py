@@ -80,6 +80,7 @@ def test_dry_run_shows_the_serverless_variant_and_creates_nothing(aws, env, caps
     (["-t", "local"], {}, "--instance-type (local) cannot be combined"),
     (["--deployment-strategy", "canary"], {}, "canary cannot update a serverless endpoint"),
     (["--deployment-strategy", "linear"], {}, "linear cannot update a serverless endpoint"),
+    (["--autoscale", "1-3"], {}, "a serverless variant has none"),
     (["--max-concurrency", "201"], {}, "1-200 concurrent invocations"),
     (["--provisioned-concurrency", "6"], {}, "it must be 1 to --max-concurrency (5)"),
 ])

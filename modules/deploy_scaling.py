@@ -1,0 +1,310 @@
+"""Autoscaling of an endpoint's variant with Application Auto Scaling, kept right across updates.
+
+A scaled variant is a scalable target (`endpoint/<name>/variant/<variant>`, dimension
+`sagemaker:variant:DesiredInstanceCount`) with a target-tracking policy on
+`SageMakerVariantInvocationsPerInstance`. SageMaker refuses an UpdateEndpoint that changes the
+instance type of, or removes, a scaled variant, and an update otherwise resets the desired count
+to the new config's initial count (docs/ARCHITECTURE.md, "Scale and serverless"). So:
+
+- `plan_scaling` decides, before anything is created, what an update does with the scaling the
+  variant has now (read back from Application Auto Scaling) and what `--autoscale` asks for:
+  deregister first and register again after the update (the instance type changes, or the
+  variant goes serverless), or keep it and retain the desired instance count
+  (`RetainAllVariantProperties`, only the count retained).
+- `ScalingRun` carries it out around the update: `before_update`, `after_in_service`, and
+  `restore` (the previous scaling, when a failed update leaves the old config serving).
+- `deregister_variants`: what a delete (and reconcile) does before the endpoint goes.
+
+The client is Application Auto Scaling's, made in utils/boto_session.py and passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore import exceptions as bce
+
+from modules.scaling_settings import Autoscale
+from utils import output
+from utils.aws_errors import error_message
+from utils.names import TOOL_NAME
+
+NAMESPACE = "sagemaker"
+DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+METRIC = "SageMakerVariantInvocationsPerInstance"
+POLICY_NAME = f"{TOOL_NAME}-invocations-per-instance"
+# Retain only the desired instance count across an update; weights and data capture come from
+# the new config (VariantPropertyType in botocore's SageMaker model).
+NOT_RETAINED = ("DesiredWeight", "DataCaptureConfig")
+
+
+def resource_id(endpoint_name: str, variant_name: str) -> str:
+    return f"endpoint/{endpoint_name}/variant/{variant_name}"
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """A variant's scaling as Application Auto Scaling holds it: the target's bounds and its
+    policies (each as the PutScalingPolicy parameters that recreate it)."""
+
+    min_capacity: int
+    max_capacity: int
+    policies: tuple[dict, ...] = ()
+
+    def describe(self) -> str:
+        targets = [p["TargetTrackingScalingPolicyConfiguration"] for p in self.policies
+                   if "TargetTrackingScalingPolicyConfiguration" in p]
+        tracking = "".join(
+            f", target {config.get('TargetValue', 0):g} invocations per instance per minute"
+            for config in targets[:1])
+        return f"{self.min_capacity}-{self.max_capacity} instances{tracking}"
+
+    def summary(self) -> dict[str, Any]:
+        return {"min_capacity": self.min_capacity, "max_capacity": self.max_capacity,
+                "policies": [p["PolicyName"] for p in self.policies]}
+
+
+def policy_of(autoscale: Autoscale) -> dict:
+    """The target-tracking policy `--autoscale` asks for, as PutScalingPolicy parameters."""
+    config: dict[str, Any] = {
+        "TargetValue": float(autoscale.target_invocations),
+        "PredefinedMetricSpecification": {"PredefinedMetricType": METRIC}}
+    if autoscale.scale_in_cooldown is not None:
+        config["ScaleInCooldown"] = autoscale.scale_in_cooldown
+    if autoscale.scale_out_cooldown is not None:
+        config["ScaleOutCooldown"] = autoscale.scale_out_cooldown
+    return {"PolicyName": POLICY_NAME, "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": config}
+
+
+def scaling_of(autoscale: Autoscale) -> Scaling:
+    return Scaling(autoscale.min_capacity, autoscale.max_capacity, (policy_of(autoscale),))
+
+
+def read_scaling(autoscaling: Any, endpoint_name: str, variant_name: str) -> Scaling | None:
+    """The variant's scaling read back from AWS; None when it is not a scalable target."""
+    rid = resource_id(endpoint_name, variant_name)
+    targets = [t for t in autoscaling.describe_scalable_targets(
+        ServiceNamespace=NAMESPACE, ResourceIds=[rid], ScalableDimension=DIMENSION
+    ).get("ScalableTargets", []) if t.get("ResourceId") == rid]
+    if not targets:
+        return None
+    answer = autoscaling.describe_scaling_policies(
+        ServiceNamespace=NAMESPACE, ResourceId=rid, ScalableDimension=DIMENSION)
+    policies = tuple(_recreatable(p) for p in answer.get("ScalingPolicies", [])
+                     if p.get("ResourceId") == rid)
+    return Scaling(targets[0]["MinCapacity"], targets[0]["MaxCapacity"], policies)
+
+
+def _recreatable(policy: dict) -> dict:
+    keep = ("PolicyName", "PolicyType", "TargetTrackingScalingPolicyConfiguration",
+            "StepScalingPolicyConfiguration")
+    return {key: policy[key] for key in keep if key in policy}
+
+
+def register(autoscaling: Any, endpoint_name: str, variant_name: str, scaling: Scaling) -> None:
+    """Register the target (or change its bounds) and put its policies."""
+    rid = resource_id(endpoint_name, variant_name)
+    autoscaling.register_scalable_target(
+        ServiceNamespace=NAMESPACE, ResourceId=rid, ScalableDimension=DIMENSION,
+        MinCapacity=scaling.min_capacity, MaxCapacity=scaling.max_capacity)
+    for policy in scaling.policies:
+        autoscaling.put_scaling_policy(ServiceNamespace=NAMESPACE, ResourceId=rid,
+                                       ScalableDimension=DIMENSION, **policy)
+
+
+def deregister(autoscaling: Any, endpoint_name: str, variant_name: str,
+               scaling: Scaling) -> None:
+    """Delete the policies, then the target (a policy of a gone target cannot be deleted)."""
+    rid = resource_id(endpoint_name, variant_name)
+    for policy in scaling.policies:
+        _ignoring_absent(lambda name=policy["PolicyName"]: autoscaling.delete_scaling_policy(
+            PolicyName=name, ServiceNamespace=NAMESPACE, ResourceId=rid,
+            ScalableDimension=DIMENSION))
+    _ignoring_absent(lambda: autoscaling.deregister_scalable_target(
+        ServiceNamespace=NAMESPACE, ResourceId=rid, ScalableDimension=DIMENSION))
+
+
+def _ignoring_absent(call: Any) -> None:
+    """Application Auto Scaling answers a target or policy that is already gone with a
+    ValidationException ("No scalable target found", "No scaling policy found")."""
+    try:
+        call()
+    except bce.ClientError as exc:
+        if "no scal" not in error_message(exc).lower():
+            raise
+
+
+def register_commands(endpoint_name: str, variant_name: str, scaling: Scaling,
+                      region: str) -> list[str]:
+    """The AWS CLI commands that put `scaling` in place by hand."""
+    import json
+    import shlex
+
+    rid = resource_id(endpoint_name, variant_name)
+    common = (f"--service-namespace {NAMESPACE} --resource-id {rid} --scalable-dimension "
+              f"{DIMENSION} --region {region}")
+    lines = [f"aws application-autoscaling register-scalable-target {common} --min-capacity "
+             f"{scaling.min_capacity} --max-capacity {scaling.max_capacity}"]
+    for policy in scaling.policies:
+        config = policy.get("TargetTrackingScalingPolicyConfiguration")
+        if config is None:
+            continue  # step scaling: too long for one line; the console shows it
+        lines.append(f"aws application-autoscaling put-scaling-policy {common} --policy-name "
+                     f"{shlex.quote(policy['PolicyName'])} --policy-type TargetTrackingScaling "
+                     f"--target-tracking-scaling-policy-configuration "
+                     f"{shlex.quote(json.dumps(config))}")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Decide
+
+
+@dataclass(frozen=True)
+class ScalingPlan:
+    """What a deploy does with a variant's scaling, fixed before anything is created."""
+
+    variant_name: str
+    current: Scaling | None = None  # what the variant has now (an update of a scaled variant)
+    after: Scaling | None = None  # what it has once the deploy succeeded
+    deregister_first: bool = False  # SageMaker refuses the update while it is scaled
+    retain_instance_count: bool = False  # the update keeps the desired count
+    reason: str = ""  # why the scaling is deregistered (or dropped) for the update
+
+    @property
+    def changes_anything(self) -> bool:
+        return self.deregister_first or self.after != self.current
+
+    def update_options(self) -> dict[str, Any]:
+        """UpdateEndpoint parameters: retain the autoscaled count (and nothing else)."""
+        if not self.retain_instance_count:
+            return {}
+        return {"RetainAllVariantProperties": True, "ExcludeRetainedVariantProperties": [
+            {"VariantPropertyType": kind} for kind in NOT_RETAINED]}
+
+    def steps(self) -> list[str]:
+        """The scaling steps, in the order the deploy takes them (shown by --dry-run)."""
+        steps = []
+        if self.deregister_first and self.current:
+            steps.append(f"deregister the autoscaling of {self.variant_name} "
+                         f"({self.current.describe()}) before the update: {self.reason}")
+        elif self.retain_instance_count:
+            steps.append(f"update with RetainAllVariantProperties: {self.variant_name} keeps "
+                         "its autoscaled instance count")
+        if self.after is not None and (self.deregister_first or self.after != self.current):
+            verb = "re-register" if self.deregister_first and self.current else "register"
+            steps.append(f"once InService, {verb} autoscaling of {self.variant_name}: "
+                         f"{self.after.describe()}, target tracking on {METRIC}")
+        elif self.after is None and self.current is not None:
+            steps.append(f"{self.variant_name} is no longer autoscaled ({self.reason})")
+        if self.deregister_first and self.current:
+            steps.append("if the update fails, the previous autoscaling is registered again")
+        return steps
+
+    def summary(self) -> dict[str, Any] | None:
+        if self.after is None and self.current is None:
+            return None
+        return {"variant_name": self.variant_name,
+                "current": self.current.summary() if self.current else None,
+                "after": self.after.summary() if self.after else None,
+                "deregister_first": self.deregister_first,
+                "retain_instance_count": self.retain_instance_count, "steps": self.steps()}
+
+
+def plan_scaling(current: Scaling | None, autoscale: Autoscale | None, *, variant_name: str,
+                 old_instance_type: str | None, new_instance_type: str | None,
+                 new_serverless: bool) -> ScalingPlan | None:
+    """An update (`current` read back from AWS) or a create (`current` None)."""
+    wanted = scaling_of(autoscale) if autoscale is not None else None
+    if current is None:
+        return ScalingPlan(variant_name, after=wanted) if wanted else None
+    if new_serverless:
+        return ScalingPlan(variant_name, current, None, deregister_first=True,
+                           reason="a serverless variant has no instances to scale")
+    after = wanted or current  # without --autoscale the variant keeps the scaling it has
+    if old_instance_type != new_instance_type:
+        return ScalingPlan(variant_name, current, after, deregister_first=True,
+                           reason=f"SageMaker refuses to change the instance type of a scaled "
+                                  f"variant ({old_instance_type} -> {new_instance_type})")
+    return ScalingPlan(variant_name, current, after, retain_instance_count=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Do and undo
+
+
+@dataclass
+class ScalingRun:
+    """Carries out a ScalingPlan around one deploy, and remembers what it changed."""
+
+    autoscaling: Any
+    endpoint_name: str
+    plan: ScalingPlan | None
+    region: str
+    deregistered: bool = False
+    registered: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    def before_update(self) -> None:
+        """Deregister the scaling SageMaker would refuse the update for (errors propagate:
+        the update must not be sent while the variant is still scaled)."""
+        plan = self.plan
+        if plan is None or not plan.deregister_first or plan.current is None:
+            return
+        output.print_info(f"Deregistering the autoscaling of {plan.variant_name} "
+                          f"({plan.current.describe()}): {plan.reason}")
+        self.deregistered = True  # set first: a half-done deregistration is restored too
+        deregister(self.autoscaling, self.endpoint_name, plan.variant_name, plan.current)
+
+    def after_in_service(self) -> dict | None:
+        """Register what the plan wants once the endpoint serves the new config."""
+        plan = self.plan
+        if plan is None:
+            return None
+        if plan.after is not None and plan.changes_anything:
+            output.print_info(f"Registering the autoscaling of {plan.variant_name}: "
+                              f"{plan.after.describe()}")
+            register(self.autoscaling, self.endpoint_name, plan.variant_name, plan.after)
+            self.registered = True
+        return plan.summary()
+
+    def restore(self) -> list[str]:
+        """After a failed update that left the old config serving: the previous scaling back.
+        Returns lines for the report (what was restored, or the commands that restore it)."""
+        plan = self.plan
+        if plan is None or plan.current is None or not self.deregistered:
+            return []
+        try:
+            register(self.autoscaling, self.endpoint_name, plan.variant_name, plan.current)
+        except (bce.ClientError, bce.BotoCoreError) as exc:
+            return [f"Could not restore the autoscaling of {plan.variant_name} "
+                    f"({error_message(exc)}); restore it with:",
+                    *[f"  {line}" for line in self.restore_commands()]]
+        self.deregistered = False
+        output.print_info(f"Restored the autoscaling of {plan.variant_name} "
+                          f"({plan.current.describe()})")
+        return [f"Restored the autoscaling of {plan.variant_name} ({plan.current.describe()})."]
+
+    def restore_commands(self) -> list[str]:
+        plan = self.plan
+        if plan is None or plan.current is None:
+            return []
+        return register_commands(self.endpoint_name, plan.variant_name, plan.current,
+                                 self.region)
+
+
+def deregister_variants(autoscaling: Any, endpoint_name: str,
+                        variant_names: list[str]) -> list[str]:
+    """Deregister every scaled variant of an endpoint (before it is deleted); returns what was
+    deregistered, as `scalable target <resource id>`."""
+    done = []
+    for variant in variant_names:
+        scaling = read_scaling(autoscaling, endpoint_name, variant)
+        if scaling is None:
+            continue
+        deregister(autoscaling, endpoint_name, variant, scaling)
+        done.append(f"scalable target {resource_id(endpoint_name, variant)}")
+        output.print_info(f"Deregistered the autoscaling of {variant}")
+    return done

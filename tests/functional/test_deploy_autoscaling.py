@@ -1,0 +1,264 @@
+"""--autoscale: validated before AWS, registered once InService, kept right across updates (the
+double refuses what SageMaker refuses for a scaled variant), restored when an update fails."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.deploy_support import (
+    EMPTY,
+    client,
+    deploy_script,
+    emulated_sagemaker,
+    one_json_document,
+    register_package,
+)
+from tests.sagemaker_double import resources
+
+RID = "endpoint/qc-prod/variant/AllTraffic"
+DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    with emulated_sagemaker(monkeypatch) as double:
+        double.autoscaling = client("application-autoscaling")
+        yield double
+
+
+@pytest.fixture
+def env(account_env):
+    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01"}
+
+
+def main(argv, env):
+    return deploy_script().main(argv, env)
+
+
+def target(aws, rid=RID):
+    targets = aws.autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[rid])["ScalableTargets"]
+    return {(t["MinCapacity"], t["MaxCapacity"]) for t in targets}
+
+
+def policies(aws, rid=RID):
+    found = aws.autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker",
+                                                      ResourceId=rid)["ScalingPolicies"]
+    return {p["PolicyName"]: p["TargetTrackingScalingPolicyConfiguration"] for p in found
+            if p["ResourceId"] == rid}
+
+
+def instance_type(aws, endpoint="qc-prod"):
+    current = aws.sagemaker.describe_endpoint(EndpointName=endpoint)
+    config = aws.sagemaker.describe_endpoint_config(
+        EndpointConfigName=current["EndpointConfigName"])
+    return config["ProductionVariants"][0].get("InstanceType")
+
+
+@pytest.fixture
+def scaled(aws, env, capsys):
+    """qc-prod on 2 x ml.c5.2xlarge, autoscaled 2-6, which the autoscaler has moved to 4."""
+    arn = register_package(aws.sagemaker)
+    code = main(["-a", arn, "-e", "qc-prod", "--instance-count", "2", "--autoscale", "2-6"], env)
+    assert code == 0, capsys.readouterr().err
+    aws.scale_variant("qc-prod", "AllTraffic", 4)
+    capsys.readouterr()
+    return arn
+
+
+def test_create_registers_the_target_and_a_target_tracking_policy(aws, env, capsys):
+    arn = register_package(aws.sagemaker)
+    code = main(["-a", arn, "-e", "qc-prod", "--instance-count", "2", "--autoscale", "1-4",
+                 "--target-invocations", "500", "--scale-in-cooldown", "600",
+                 "--scale-out-cooldown", "60", "--json"], env)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert target(aws) == {(1, 4)}
+    assert policies(aws) == {"deploy-model-invocations-per-instance": {
+        "TargetValue": 500.0, "ScaleInCooldown": 600, "ScaleOutCooldown": 60,
+        "PredefinedMetricSpecification": {
+            "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}}
+    document = one_json_document(captured.out)
+    assert document["autoscaling"]["after"] == {
+        "min_capacity": 1, "max_capacity": 4,
+        "policies": ["deploy-model-invocations-per-instance"]}
+
+
+def test_autoscale_comes_from_the_environment_with_the_default_target(aws, env, capsys):
+    arn = register_package(aws.sagemaker)
+    code = main(["-a", arn, "-e", "qc-prod"], {**env, "AUTOSCALE": "1-3"})
+    assert code == 0, capsys.readouterr().err
+    assert target(aws) == {(1, 3)}
+    [config] = policies(aws).values()
+    assert config["TargetValue"] == 1000.0
+    assert "ScaleInCooldown" not in config  # Application Auto Scaling's own default
+
+
+@pytest.mark.parametrize("argv, env_extra, says", [
+    (["--autoscale", "0-3"], {}, "it needs 1 <= MIN <= MAX"),
+    (["--autoscale", "4-2"], {}, "it needs 1 <= MIN <= MAX"),
+    (["--autoscale", "2-6"], {}, "--instance-count 1 must lie between MIN and MAX"),
+    (["--autoscale", "1-2", "--instance-count", "3"], {}, "--instance-count 3 must lie"),
+    (["--target-invocations", "50"], {}, "--target-invocations needs --autoscale"),
+    ([], {"SCALE_IN_COOLDOWN": "60"},
+     "environment variable SCALE_IN_COOLDOWN needs --autoscale"),
+    (["--autoscale", "1-2", "--no-monitor"], {}, "--autoscale needs monitoring"),
+    (["--autoscale", "1-2", "--scale-out-cooldown", "90000"], {}, "--scale-out-cooldown"),
+])
+def test_bad_autoscale_input_is_refused_before_any_aws_call(aws, env, capsys, argv, env_extra,
+                                                            says):
+    arn = register_package(aws.sagemaker)
+    before = sum(aws.calls.values())
+    assert main(["-a", arn, "-e", "qc-prod", *argv], {**env, **env_extra}) == 2
+    assert says in capsys.readouterr().err
+    assert sum(aws.calls.values()) == before
+    assert resources(aws.sagemaker) == EMPTY and target(aws) == set()
+
+
+@pytest.mark.parametrize("raw", ["2", "a-b", "2-", "2..4", "2-4-6", "²-4"])
+def test_a_range_that_is_not_min_max_is_a_usage_error(aws, env, capsys, raw):
+    with pytest.raises(SystemExit) as exited:
+        main(["-a", "arn:aws:sagemaker:ca-central-1:123456789012:model-package/g/1",
+              "--autoscale", raw], env)
+    assert exited.value.code == 2
+    assert "expected MIN-MAX" in capsys.readouterr().err
+
+
+def test_the_double_refuses_an_instance_type_change_of_a_scaled_variant(aws, env, scaled):
+    """What moto accepts and SageMaker refuses: the double plays SageMaker's rule."""
+    from botocore.exceptions import ClientError
+
+    config = aws.sagemaker.describe_endpoint(EndpointName="qc-prod")["EndpointConfigName"]
+    model = aws.sagemaker.describe_endpoint_config(
+        EndpointConfigName=config)["ProductionVariants"][0]["ModelName"]
+    aws.sagemaker.create_endpoint_config(EndpointConfigName="retyped", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": model, "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": 2}])
+    with pytest.raises(ClientError, match="must be deregistered as scalable targets"):
+        aws.sagemaker.update_endpoint(EndpointName="qc-prod", EndpointConfigName="retyped")
+
+
+def test_an_update_of_the_same_type_keeps_the_autoscaled_count(aws, env, scaled, capsys):
+    code = main(["-a", scaled, "-e", "qc-prod", "--instance-count", "2"], env)
+    assert code == 0, capsys.readouterr().err
+    [request] = aws.update_requests
+    assert request["RetainAllVariantProperties"] is True
+    assert {e["VariantPropertyType"] for e in request["ExcludeRetainedVariantProperties"]} == {
+        "DesiredWeight", "DataCaptureConfig"}
+    assert aws.instance_count_of("qc-prod") == 4  # not reset to the config's 2
+    assert target(aws) == {(2, 6)} and len(policies(aws)) == 1
+
+
+def test_an_update_with_new_bounds_re_registers_them(aws, env, scaled, capsys):
+    code = main(["-a", scaled, "-e", "qc-prod", "--instance-count", "2", "--autoscale", "2-8",
+                 "--target-invocations", "700"], env)
+    assert code == 0, capsys.readouterr().err
+    assert target(aws) == {(2, 8)}
+    assert [c["TargetValue"] for c in policies(aws).values()] == [700.0]
+
+
+def test_an_instance_type_change_deregisters_updates_and_re_registers(aws, env, scaled, capsys):
+    order = []
+    aws.on_call("UpdateEndpoint", lambda backend: order.append(("update", target(aws))))
+    code = main(["-a", scaled, "-e", "qc-prod", "-t", "ml.m5.large", "--instance-count", "2"],
+                env)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert order == [("update", set())]  # deregistered before the update was sent
+    assert instance_type(aws) == "ml.m5.large"
+    assert target(aws) == {(2, 6)} and len(policies(aws)) == 1  # the same scaling, back
+    assert aws.update_requests[0]["RetainAllVariantProperties"] is None
+
+
+def test_going_serverless_deregisters_the_scaling_for_good(aws, env, scaled, capsys):
+    code = main(["-a", scaled, "-e", "qc-prod", "--serverless-memory", "2048"], env)
+    assert code == 0, capsys.readouterr().err
+    assert instance_type(aws) is None
+    assert target(aws) == set() and policies(aws) == {}
+
+
+def test_a_failed_update_restores_the_previous_scaling(aws, env, scaled, capsys):
+    before = policies(aws)
+    aws.update_takes(2, outcome="RolledBack", failure_reason="the new model did not load")
+    code = main(["-a", scaled, "-e", "qc-prod", "-t", "ml.m5.large", "--instance-count", "2",
+                 "--autoscale", "2-8"], env)
+    captured = capsys.readouterr()
+    assert code == 4
+    assert instance_type(aws) == "ml.c5.2xlarge"  # SageMaker kept the old config
+    assert target(aws) == {(2, 6)} and policies(aws) == before  # not 2-8: the previous one
+    assert "Restored the autoscaling of AllTraffic (2-6 instances" in captured.err
+
+
+def test_an_update_refused_after_deregistering_restores_the_scaling(aws, env, scaled, capsys):
+    def status(value):
+        def set_status(backend):
+            backend.endpoints["qc-prod"].endpoint_status = value
+        return set_status
+
+    # Something else started an update just before ours: SageMaker refuses ours.
+    aws.on_call("UpdateEndpoint", status("Updating"))
+    aws.on_call("UpdateEndpoint", status("InService"), after=True)
+    code = main(["-a", scaled, "-e", "qc-prod", "-t", "ml.m5.large", "--instance-count", "2"],
+                env)
+    captured = capsys.readouterr()
+    assert code == 3, captured.err
+    assert "Cannot update in-progress endpoint" in captured.err
+    assert "Restored the autoscaling of AllTraffic" in captured.err
+    assert target(aws) == {(2, 6)} and len(policies(aws)) == 1
+
+
+def test_dry_run_shows_the_scaling_steps_and_changes_nothing(aws, env, scaled, capsys):
+    code = main(["-a", scaled, "-e", "qc-prod", "-t", "ml.m5.large", "--instance-count", "2",
+                 "--dry-run", "--json"], env)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "deregister the autoscaling of AllTraffic (2-6 instances" in captured.err
+    assert "once InService, re-register autoscaling of AllTraffic" in captured.err
+    steps = one_json_document(captured.out)["autoscaling"]["steps"]
+    assert steps[-1] == "if the update fails, the previous autoscaling is registered again"
+    assert target(aws) == {(2, 6)} and aws.update_requests == []
+
+
+def test_autoscale_on_an_update_of_an_unscaled_endpoint_registers_it(aws, env, capsys):
+    arn = register_package(aws.sagemaker)
+    assert main(["-a", arn, "-e", "qc-prod"], env) == 0
+    assert main(["-a", arn, "-e", "qc-prod", "--autoscale", "1-3"], env) == 0
+    assert target(aws) == {(1, 3)}
+    assert aws.update_requests[0]["RetainAllVariantProperties"] is None
+
+
+def test_a_scaling_that_cannot_be_registered_is_exit_3_with_the_commands(aws, env, capsys,
+                                                                          monkeypatch):
+    from moto.applicationautoscaling import models
+    from moto.applicationautoscaling.exceptions import AWSValidationException
+
+    def refuse(*args, **kwargs):
+        raise AWSValidationException("Not authorized to register scalable targets")
+
+    monkeypatch.setattr(models.ApplicationAutoscalingBackend, "register_scalable_target", refuse)
+    arn = register_package(aws.sagemaker)
+    code = main(["-a", arn, "-e", "qc-prod", "--autoscale", "1-3"], env)
+    captured = capsys.readouterr()
+    assert code == 3
+    assert "is InService on" in captured.err
+    assert "aws application-autoscaling register-scalable-target" in captured.err
+    assert resources(aws.sagemaker)["endpoints"] == ["qc-prod"]  # it serves; it is kept
+
+
+def test_delete_endpoint_deregisters_the_scaling_before_the_endpoint_goes(aws, env, scaled,
+                                                                          capsys):
+    from tests.conftest import load_script
+
+    delete = load_script("utils/delete_endpoint.py")
+    assert delete.main(["-e", "qc-prod", "--dry-run", "--json"], env) == 0
+    planned = one_json_document(capsys.readouterr().out)["would_remove"]
+    assert planned[0] == f"scalable target {RID}"
+    assert target(aws) == {(2, 6)}  # the dry run changed nothing
+    order = []
+    aws.on_call("DeleteEndpoint", lambda backend: order.append(target(aws)))
+    assert delete.main(["-e", "qc-prod", "--json"], env) == 0
+    removed = one_json_document(capsys.readouterr().out)["removed"]
+    assert removed[0] == f"scalable target {RID}" and removed[1] == "endpoint qc-prod"
+    assert order == [set()]  # deregistered before DeleteEndpoint
+    assert target(aws) == set() and policies(aws) == {}
+    assert resources(aws.sagemaker) == EMPTY
