@@ -302,8 +302,9 @@ class DeployRun:
             raise  # a failed deploy: already rolled back and explained
         except Exception as exc:  # noqa: BLE001 - whatever stopped the watch, clean up first
             self._aborted(exc)
+        result = self._succeeded(outcome, smoke)  # the deploy stands: released, tidied
         self._apply_scaling()
-        return self._succeeded(outcome, smoke)
+        return result
 
     def _create_resources(self) -> None:
         try:
@@ -345,16 +346,26 @@ class DeployRun:
         commands that register it."""
         try:
             self.scaling.after_in_service()
-        except (bce.ClientError, bce.BotoCoreError) as exc:
+        except (KeyboardInterrupt, Terminated) as interrupt:
             self.scaling.deregistered = False  # the endpoint serves the new config: no restore
-            after = self.plan.scaling.after if self.plan.scaling else None
-            commands = register_commands(self.plan.endpoint_name, self.plan.variant_name,
-                                         after, self.plan.region) if after else []
+            what = "Terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "Interrupted"
+            raise DeployInterrupted(
+                f"{what} while registering the autoscaling of {self.plan.endpoint_name}",
+                interrupt=interrupt, facts=self._facts(status="InService"),
+                details=self._unscaled_details("may be only partly registered")) from None
+        except (bce.ClientError, bce.BotoCoreError) as exc:
+            self.scaling.deregistered = False
             base = translate_botocore_error(exc) or DeployModelError(str(exc))
-            raise AwsStepFailed(base, facts=self._facts(status="InService"), details=[
-                f"{self.plan.endpoint_name} is InService on {self.plan.config_name}, but its "
-                "autoscaling could not be registered; register it with:",
-                *[f"  {line}" for line in commands]]) from exc
+            raise AwsStepFailed(base, facts=self._facts(status="InService"),
+                                details=self._unscaled_details("could not be registered")
+                                ) from exc
+
+    def _unscaled_details(self, problem: str) -> list[str]:
+        after = self.plan.scaling.after if self.plan.scaling else None
+        commands = register_commands(self.plan.endpoint_name, self.plan.variant_name, after,
+                                     self.plan.region) if after else []
+        return [f"{self.plan.endpoint_name} is InService on {self.plan.config_name}, but its "
+                f"autoscaling {problem}; register it with:", *[f"  {line}" for line in commands]]
 
     def _restore_scaling(self) -> list[str]:
         """The previous scaling, registered again when the endpoint is InService on the old

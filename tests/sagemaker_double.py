@@ -32,6 +32,9 @@ manager, so it works in-process under `mock_aws` and over HTTP with `ThreadedMot
   resets each variant's desired count to the new config's initial count unless
   `RetainAllVariantProperties` (without DesiredInstanceCount excluded) keeps it.
   `scale_variant` plays the autoscaler having scaled a variant.
+- Serverless configs (moto accepts them all): CreateEndpointConfig with a serverless variant is
+  refused together with DataCaptureConfig or with more than one variant, as SageMaker's
+  serverless feature exclusions say.
 - DeleteModelPackage and DeleteModelPackageGroup (moto 5.2.5 lacks both), on moto's own registry
   state, recorded in `package_deletions` in call order. A group that still holds packages is
   refused with ConflictException (the error the API lists for this call), so a rollback must
@@ -325,6 +328,8 @@ class SageMakerDouble:
         if self._create_throttles[action] > 0:
             self._create_throttles[action] -= 1
             raise ThrottlingException()
+        if action == "CreateEndpointConfig":
+            self._refuse_serverless_exclusions(response)
         param, store, noun = _CREATES[action]
         name = response._get_param(param)
         existing = getattr(response.sagemaker_backend, store).get(name)
@@ -337,6 +342,18 @@ class SageMakerDouble:
             self._lost[action] -= 1
             raise RequestTimeoutException()
         return result
+
+    @staticmethod
+    def _refuse_serverless_exclusions(response: SageMakerResponse) -> None:
+        variants = response._get_param("ProductionVariants") or []
+        if not any("ServerlessConfig" in v for v in variants):
+            return
+        if response._get_param("DataCaptureConfig"):
+            raise ValidationError(message="DataCaptureConfig is not supported for serverless "
+                                          "endpoint configurations")
+        if len(variants) > 1:
+            raise ValidationError(message="A serverless endpoint configuration supports one "
+                                          "production variant only")
 
     def _on_created(self, backend: Any, name: str) -> None:
         script = self._create_scripts.pop(name, None) or self._create_scripts.pop(None, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from modules.deploy_releases import list_releases
 from tests.deploy_support import (
     EMPTY,
     client,
@@ -262,3 +263,23 @@ def test_delete_endpoint_deregisters_the_scaling_before_the_endpoint_goes(aws, e
     assert order == [set()]  # deregistered before DeleteEndpoint
     assert target(aws) == set() and policies(aws) == {}
     assert resources(aws.sagemaker) == EMPTY
+
+
+def test_ctrl_c_while_registering_keeps_the_endpoint_and_says_how_to_finish(aws, env, capsys,
+                                                                            monkeypatch):
+    from moto.applicationautoscaling import models
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models.ApplicationAutoscalingBackend, "put_scaling_policy", interrupted)
+    arn = register_package(aws.sagemaker)
+    code = main(["-a", arn, "-e", "qc-prod", "--autoscale", "1-3", "--json"], env)
+    captured = capsys.readouterr()
+    assert code == 130
+    document = one_json_document(captured.out)
+    assert document["status"] == "InService"
+    assert "may be only partly registered" in captured.err
+    assert "aws application-autoscaling put-scaling-policy" in captured.err
+    assert resources(aws.sagemaker)["endpoints"] == ["qc-prod"]
+    assert [r.number for r in list_releases(aws.sagemaker, "qc-prod")] == [1]  # it stands

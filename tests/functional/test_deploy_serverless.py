@@ -146,3 +146,22 @@ def test_check_serverless_allows_refuses_data_capture_and_several_variants():
         check_serverless_allows(Serverless(1024), data_capture=True)
     with pytest.raises(ValidationError, match="one variant, not 2"):
         check_serverless_allows(Serverless(1024), variant_count=2)
+
+
+def test_the_double_refuses_what_sagemaker_excludes_for_serverless(aws):
+    """moto accepts a serverless config with data capture or a second variant; SageMaker does not."""
+    from botocore.exceptions import ClientError
+
+    serverless = {"VariantName": "AllTraffic", "ModelName": "m",
+                  "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 1}}
+    capture = {"EnableCapture": True, "InitialSamplingPercentage": 10,
+               "DestinationS3Uri": "s3://bucket/capture",
+               "CaptureOptions": [{"CaptureMode": "Input"}]}
+    with pytest.raises(ClientError, match="DataCaptureConfig is not supported"):
+        aws.sagemaker.create_endpoint_config(EndpointConfigName="c1",
+                                             ProductionVariants=[serverless],
+                                             DataCaptureConfig=capture)
+    with pytest.raises(ClientError, match="one production variant only"):
+        aws.sagemaker.create_endpoint_config(
+            EndpointConfigName="c2",
+            ProductionVariants=[serverless, {**serverless, "VariantName": "Other"}])
