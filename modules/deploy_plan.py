@@ -32,6 +32,8 @@ from modules.deploy_validation import (
     TAG_STACK,
 )
 from modules.monitor_endpoint import log_group_name
+from utils import output
+from utils.aws_errors import ACCESS_DENIED_CODES, error_code, error_message
 from utils.endpoint_operations import BUSY_STATUSES, describe_endpoint, is_not_found
 from utils.errors import AwsError
 from utils.names import MAX_NAME_LENGTH, TOOL_NAME
@@ -239,7 +241,7 @@ def plan_deployment(sagemaker: Any, settings: DeploySettings, package: PackageIn
 def _scaling(autoscaling: Any, settings: DeploySettings, variant: Variant,
              previous: Previous | None) -> ScalingPlan | None:
     """The variant's scaling now (read back for an update) and what this deploy makes of it."""
-    current = (read_scaling(autoscaling, settings.endpoint_name, variant.name)
+    current = (_current_scaling(autoscaling, settings, variant.name)
                if autoscaling is not None and previous is not None else None)
     old_type = next((v.get("InstanceType") for v in (previous.production_variants
                                                       if previous else ())
@@ -256,6 +258,20 @@ def _variant(settings: DeploySettings, variant_name: str, model_name: str) -> Va
                        serverless=(serverless.memory_mb, serverless.max_concurrency),
                        provisioned_concurrency=serverless.provisioned_concurrency)
     return Variant(variant_name, model_name, settings.instance_type, settings.instance_count)
+
+
+def _current_scaling(autoscaling: Any, settings: DeploySettings, variant_name: str) -> Any:
+    """The variant's scaling, read back. Without permission to read it, a deploy that does not
+    ask for autoscaling goes on as if there were none (SageMaker itself then refuses an update a
+    scaled variant cannot take, and the run rolls back); one that asks for it stops here."""
+    try:
+        return read_scaling(autoscaling, settings.endpoint_name, variant_name)
+    except bce.ClientError as exc:
+        if settings.autoscale is not None or error_code(exc) not in ACCESS_DENIED_CODES:
+            raise
+        output.print_warning(f"Could not read the autoscaling of {variant_name} "
+                             f"({error_message(exc)}); planning as if it had none")
+        return None
 
 
 def refuse_unless_updatable(current: dict) -> None:

@@ -7,6 +7,7 @@ from botocore import exceptions as bce
 from utils.errors import AwsError, DeployModelError, ValidationError
 
 _ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+ACCESS_DENIED_CODES = frozenset(_ACCESS_DENIED)
 # The key itself is wrong (unknown key id, wrong secret): no policy change would help.
 _BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidClientTokenId", "SignatureDoesNotMatch",
                     "InvalidAccessKeyId"}

@@ -283,3 +283,26 @@ def test_ctrl_c_while_registering_keeps_the_endpoint_and_says_how_to_finish(aws,
     assert "aws application-autoscaling put-scaling-policy" in captured.err
     assert resources(aws.sagemaker)["endpoints"] == ["qc-prod"]
     assert [r.number for r in list_releases(aws.sagemaker, "qc-prod")] == [1]  # it stands
+
+
+def _deny_reading_scaling(monkeypatch):
+    from moto.applicationautoscaling import models
+    from moto.core.exceptions import JsonRESTError
+
+    def denied(*args, **kwargs):
+        raise JsonRESTError("AccessDeniedException", "not authorized to DescribeScalableTargets")
+
+    monkeypatch.setattr(models.ApplicationAutoscalingBackend, "describe_scalable_targets", denied)
+
+
+def test_an_update_without_permission_to_read_scaling_goes_on_when_none_is_asked(
+        aws, env, capsys, monkeypatch):
+    arn = register_package(aws.sagemaker)
+    assert main(["-a", arn, "-e", "qc-prod"], env) == 0
+    _deny_reading_scaling(monkeypatch)
+    code = main(["-a", arn, "-e", "qc-prod"], env)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Could not read the autoscaling of AllTraffic" in captured.err
+    assert main(["-a", arn, "-e", "qc-prod", "--autoscale", "1-2"], env) == 3
+    assert "not authorized to DescribeScalableTargets" in capsys.readouterr().err
