@@ -105,8 +105,10 @@ ALL_AT_ONCE = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
 def point_endpoint_at(sagemaker: Any, plan: DeployPlan, config_name: str, *,
                       baseline_failure: str | None, timing: Timing) -> WaitResult:
     """UpdateEndpoint to `config_name` (all at once) and wait, bounded, until it settles."""
+    # An autoscaled variant kept through the update keeps its count going back, too.
     sagemaker.update_endpoint(EndpointName=plan.endpoint_name, EndpointConfigName=config_name,
-                              DeploymentConfig=ALL_AT_ONCE)
+                              DeploymentConfig=ALL_AT_ONCE,
+                              **(plan.scaling.update_options() if plan.scaling else {}))
     return wait_for_endpoint(
         sagemaker, plan.endpoint_name, timeout=timing.rollback_wait,
         poll_interval=plan.poll_interval, is_done=update_settled(config_name, baseline_failure),

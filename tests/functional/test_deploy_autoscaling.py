@@ -306,3 +306,20 @@ def test_an_update_without_permission_to_read_scaling_goes_on_when_none_is_asked
     assert "Could not read the autoscaling of AllTraffic" in captured.err
     assert main(["-a", arn, "-e", "qc-prod", "--autoscale", "1-2"], env) == 3
     assert "not authorized to DescribeScalableTargets" in capsys.readouterr().err
+
+
+def test_a_failed_smoke_test_points_back_keeping_the_autoscaled_count(aws, env, scaled, capsys,
+                                                                      tmp_path):
+    import json
+
+    smoke = tmp_path / "smoke.json"
+    smoke.write_text(json.dumps({"data": [[1.0, 2.0]]}))
+    aws.answer_invocations_with(json.dumps({"predictions": ["qc_pass"]}))  # breaks the contract
+    old_config = aws.sagemaker.describe_endpoint(EndpointName="qc-prod")["EndpointConfigName"]
+    code = main(["-a", scaled, "-e", "qc-prod", "--instance-count", "2", "--smoke-test-data",
+                 str(smoke)], env)
+    assert code == 4, capsys.readouterr().err
+    back = aws.update_requests[-1]
+    assert back["EndpointConfigName"] == old_config and back["RetainAllVariantProperties"]
+    assert aws.instance_count_of("qc-prod") == 4
+    assert target(aws) == {(2, 6)}
