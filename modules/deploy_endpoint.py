@@ -263,7 +263,8 @@ class DeployRun:
     def __init__(self, plan: DeployPlan, sagemaker: Any, logs: Any, session: Any,
                  timing: Timing, started: float, *, autoscaling: Any = None) -> None:
         self.plan = plan
-        self.scaling = ScalingRun(autoscaling, plan.endpoint_name, plan.scaling, plan.region)
+        self.scaling = ScalingRun(autoscaling, plan.endpoint_name, plan.scaling, plan.region,
+                                  sagemaker=sagemaker, endpoint_arn=plan.endpoint_arn)
         self.policy = POLICIES[plan.action]
         self.sagemaker = sagemaker
         self.logs = logs

@@ -22,7 +22,7 @@ from typing import Any
 from botocore import exceptions as bce
 
 from modules.deploy_package import PackageInfo
-from modules.deploy_scaling import ScalingPlan, plan_scaling, read_scaling
+from modules.deploy_scaling import ScalingPlan, pending_scaling, plan_scaling, read_scaling
 from modules.deploy_settings import DeploymentStrategy, DeploySettings, SmokeTest
 from modules.deploy_validation import (
     TAG_ENDPOINT,
@@ -235,11 +235,20 @@ def plan_deployment(sagemaker: Any, settings: DeploySettings, package: PackageIn
         UPDATE, variants=(variant,),
         deployment_config=deployment_config(settings.strategy, settings.rollback_alarms),
         endpoint_arn=current.get("EndpointArn"), previous=previous,
-        scaling=_scaling(autoscaling, settings, variant, previous), **common)
+        scaling=_scaling(autoscaling, settings, variant, previous,
+                         _pending(sagemaker, autoscaling, current, variant.name)), **common)
+
+
+def _pending(sagemaker: Any, autoscaling: Any, current: dict, variant_name: str) -> Any:
+    """The scaling an interrupted run recorded on the endpoint and never registered again."""
+    if autoscaling is None or not current.get("EndpointArn"):
+        return None
+    tags = sagemaker.list_tags(ResourceArn=current["EndpointArn"]).get("Tags", [])
+    return pending_scaling({t.get("Key", ""): t.get("Value", "") for t in tags}, variant_name)
 
 
 def _scaling(autoscaling: Any, settings: DeploySettings, variant: Variant,
-             previous: Previous | None) -> ScalingPlan | None:
+             previous: Previous | None, pending: Any = None) -> ScalingPlan | None:
     """The variant's scaling now (read back for an update) and what this deploy makes of it."""
     current = (_current_scaling(autoscaling, settings, variant.name)
                if autoscaling is not None and previous is not None else None)
@@ -248,7 +257,7 @@ def _scaling(autoscaling: Any, settings: DeploySettings, variant: Variant,
                      if v.get("VariantName") == variant.name), None)
     return plan_scaling(current, settings.autoscale, variant_name=variant.name,
                         old_instance_type=old_type, new_instance_type=variant.instance_type,
-                        new_serverless=variant.serverless is not None)
+                        new_serverless=variant.serverless is not None, pending=pending)
 
 
 def _variant(settings: DeploySettings, variant_name: str, model_name: str) -> Variant:

@@ -136,6 +136,54 @@ def _ignoring_absent(call: Any) -> None:
             raise
 
 
+# While an update runs with a variant's scaling deregistered, the scaling lives only in this
+# process. So it is first written on the endpoint as a tag, `DeployScaling-<variant>`, removed
+# once it is registered again: a run killed in between (kill -9, a lost machine) leaves it there,
+# and the next deploy (`pending_scaling`) registers it again instead of losing it.
+PENDING_TAG_PREFIX = "DeployScaling-"
+
+
+def pending_tag(variant_name: str, scaling: Scaling) -> dict[str, str]:
+    """`min=2 max=6` plus, for deploy-model's own policy, its target and cooldowns (other
+    policies do not fit in a tag: they are counted, `others=N`)."""
+    parts = [f"min={scaling.min_capacity}", f"max={scaling.max_capacity}"]
+    others = 0
+    for policy in scaling.policies:
+        config = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
+        metric = (config.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType")
+        if policy.get("PolicyName") != POLICY_NAME or metric != METRIC:
+            others += 1
+            continue
+        parts.append(f"target={config.get('TargetValue', 0):g}")
+        parts += [f"{key}={config[name]}" for key, name in (("in", "ScaleInCooldown"),
+                                                           ("out", "ScaleOutCooldown"))
+                  if name in config]
+    if others:
+        parts.append(f"others={others}")
+    return {"Key": f"{PENDING_TAG_PREFIX}{variant_name}", "Value": " ".join(parts)}
+
+
+def scaling_from_tag(value: str) -> Scaling | None:
+    """The scaling a `DeployScaling-<variant>` tag records; None when it does not parse."""
+    fields = dict(part.partition("=")[::2] for part in value.split())
+    try:
+        low, high = int(fields["min"]), int(fields["max"])
+        if "target" not in fields:
+            return Scaling(low, high)
+        autoscale = Autoscale(low, high, int(float(fields["target"])),
+                              int(fields["in"]) if "in" in fields else None,
+                              int(fields["out"]) if "out" in fields else None)
+    except (KeyError, ValueError):
+        return None
+    return Scaling(low, high, (policy_of(autoscale),))
+
+
+def pending_scaling(endpoint_tags: dict[str, str], variant_name: str) -> Scaling | None:
+    """The scaling an interrupted run deregistered and did not register again."""
+    value = endpoint_tags.get(f"{PENDING_TAG_PREFIX}{variant_name}")
+    return scaling_from_tag(value) if value else None
+
+
 def register_commands(endpoint_name: str, variant_name: str, scaling: Scaling,
                       region: str) -> list[str]:
     """The AWS CLI commands that put `scaling` in place by hand."""
@@ -172,10 +220,11 @@ class ScalingPlan:
     deregister_first: bool = False  # SageMaker refuses the update while it is scaled
     retain_instance_count: bool = False  # the update keeps the desired count
     reason: str = ""  # why the scaling is deregistered (or dropped) for the update
+    pending: bool = False  # `current` is what an interrupted run left recorded, not registered
 
     @property
     def changes_anything(self) -> bool:
-        return self.deregister_first or self.after != self.current
+        return self.deregister_first or self.pending or self.after != self.current
 
     def update_options(self) -> dict[str, Any]:
         """UpdateEndpoint parameters: retain the autoscaled count (and nothing else)."""
@@ -187,7 +236,11 @@ class ScalingPlan:
     def steps(self) -> list[str]:
         """The scaling steps, in the order the deploy takes them (shown by --dry-run)."""
         steps = []
-        if self.deregister_first and self.current:
+        if self.pending and self.current:
+            steps.append(f"{self.variant_name}'s autoscaling ({self.current.describe()}) was "
+                         "deregistered by an interrupted run (recorded on the endpoint): it is "
+                         "carried over")
+        if self.deregister_first and self.current and not self.pending:
             steps.append(f"deregister the autoscaling of {self.variant_name} "
                          f"({self.current.describe()}) before the update: {self.reason}")
         elif self.retain_instance_count:
@@ -199,7 +252,7 @@ class ScalingPlan:
                          f"{self.after.describe()}, target tracking on {METRIC}")
         elif self.after is None and self.current is not None:
             steps.append(f"{self.variant_name} is no longer autoscaled ({self.reason})")
-        if self.deregister_first and self.current:
+        if self.current and (self.deregister_first or self.pending):
             steps.append("if the update fails, the previous autoscaling is registered again")
         return steps
 
@@ -215,9 +268,15 @@ class ScalingPlan:
 
 def plan_scaling(current: Scaling | None, autoscale: Autoscale | None, *, variant_name: str,
                  old_instance_type: str | None, new_instance_type: str | None,
-                 new_serverless: bool) -> ScalingPlan | None:
-    """An update (`current` read back from AWS) or a create (`current` None)."""
+                 new_serverless: bool, pending: Scaling | None = None) -> ScalingPlan | None:
+    """An update (`current` read back from AWS) or a create (`current` None). `pending`: the
+    scaling an interrupted run deregistered (recorded on the endpoint), when none is registered."""
     wanted = scaling_of(autoscale) if autoscale is not None else None
+    if current is None and pending is not None:
+        # Nothing is registered, so nothing blocks the update: register it (or --autoscale)
+        # again afterwards, and restore it if the update fails.
+        return ScalingPlan(variant_name, pending, None if new_serverless else wanted or pending,
+                           pending=True, reason="recorded by an interrupted run")
     if current is None:
         return ScalingPlan(variant_name, after=wanted) if wanted else None
     if new_serverless:
@@ -243,20 +302,43 @@ class ScalingRun:
     endpoint_name: str
     plan: ScalingPlan | None
     region: str
+    sagemaker: Any = None  # writes and removes the endpoint's DeployScaling-<variant> record
+    endpoint_arn: str | None = None
     deregistered: bool = False
     registered: bool = False
     problems: list[str] = field(default_factory=list)
 
     def before_update(self) -> None:
         """Deregister the scaling SageMaker would refuse the update for (errors propagate:
-        the update must not be sent while the variant is still scaled)."""
+        the update must not be sent while the variant is still scaled). It is recorded on the
+        endpoint first, so a run killed before it is registered again does not lose it."""
         plan = self.plan
+        if plan is not None and plan.pending:
+            self.deregistered = True  # nothing registered: restore it if the update fails
+            return
         if plan is None or not plan.deregister_first or plan.current is None:
             return
         output.print_info(f"Deregistering the autoscaling of {plan.variant_name} "
                           f"({plan.current.describe()}): {plan.reason}")
+        if self.sagemaker is not None and self.endpoint_arn:
+            self.sagemaker.add_tags(ResourceArn=self.endpoint_arn,
+                                    Tags=[pending_tag(plan.variant_name, plan.current)])
         self.deregistered = True  # set first: a half-done deregistration is restored too
         deregister(self.autoscaling, self.endpoint_name, plan.variant_name, plan.current)
+
+    def _forget_record(self) -> None:
+        """The scaling is registered (or deliberately gone): drop the endpoint's record of it."""
+        plan = self.plan
+        if plan is None or self.sagemaker is None or not self.endpoint_arn:
+            return
+        if not (plan.pending or (plan.deregister_first and plan.current)):
+            return
+        try:
+            self.sagemaker.delete_tags(ResourceArn=self.endpoint_arn,
+                                       TagKeys=[f"{PENDING_TAG_PREFIX}{plan.variant_name}"])
+        except (bce.ClientError, bce.BotoCoreError) as exc:
+            output.print_warning(f"Could not remove the endpoint's {PENDING_TAG_PREFIX}"
+                                 f"{plan.variant_name} record ({error_message(exc)})")
 
     def after_in_service(self) -> dict | None:
         """Register what the plan wants once the endpoint serves the new config."""
@@ -268,6 +350,7 @@ class ScalingRun:
                               f"{plan.after.describe()}")
             register(self.autoscaling, self.endpoint_name, plan.variant_name, plan.after)
             self.registered = True
+        self._forget_record()
         return plan.summary()
 
     def restore(self) -> list[str]:
@@ -283,6 +366,7 @@ class ScalingRun:
                     f"({error_message(exc)}); restore it with:",
                     *[f"  {line}" for line in self.restore_commands()]]
         self.deregistered = False
+        self._forget_record()
         output.print_info(f"Restored the autoscaling of {plan.variant_name} "
                           f"({plan.current.describe()})")
         return [f"Restored the autoscaling of {plan.variant_name} ({plan.current.describe()})."]

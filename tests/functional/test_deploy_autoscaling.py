@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from modules.deploy_releases import list_releases
+from modules.deploy_scaling import Scaling, scaling_of
+from modules.scaling_settings import Autoscale
 from tests.deploy_support import (
     EMPTY,
     client,
@@ -323,3 +325,45 @@ def test_a_failed_smoke_test_points_back_keeping_the_autoscaled_count(aws, env, 
     assert back["EndpointConfigName"] == old_config and back["RetainAllVariantProperties"]
     assert aws.instance_count_of("qc-prod") == 4
     assert target(aws) == {(2, 6)}
+
+
+class _Killed(BaseException):
+    """The process dies (kill -9): nothing of the run's own handling runs any more."""
+
+
+def test_a_run_killed_while_the_scaling_is_deregistered_does_not_lose_it(aws, env, scaled,
+                                                                        capsys):
+    def killed(backend):
+        raise _Killed
+
+    aws.on_call("UpdateEndpoint", killed)
+    with pytest.raises(_Killed):
+        main(["-a", scaled, "-e", "qc-prod", "-t", "ml.m5.large", "--instance-count", "2"], env)
+    assert target(aws) == set()  # deregistered, and the run is gone
+    arn = aws.sagemaker.describe_endpoint(EndpointName="qc-prod")["EndpointArn"]
+    record = {t["Key"]: t["Value"] for t in aws.sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+    assert record["DeployScaling-AllTraffic"] == "min=2 max=6 target=1000"
+    capsys.readouterr()
+
+    assert main(["-a", scaled, "-e", "qc-prod", "--instance-count", "2", "--dry-run"], env) == 0
+    shown = capsys.readouterr()
+    assert "was deregistered by an interrupted run" in shown.out + shown.err
+    assert main(["-a", scaled, "-e", "qc-prod", "--instance-count", "2"], env) == 0
+    assert target(aws) == {(2, 6)}
+    assert [c["TargetValue"] for c in policies(aws).values()] == [1000.0]
+    tags = {t["Key"] for t in aws.sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+    assert "DeployScaling-AllTraffic" not in tags  # registered again: the record is gone
+
+
+def test_the_scaling_record_round_trips_and_counts_what_it_cannot_hold():
+    from modules.deploy_scaling import pending_tag, scaling_from_tag
+
+    own = scaling_of(Autoscale(3, 9, 250, 120, 30))
+    tag = pending_tag("AllTraffic", own)
+    assert tag == {"Key": "DeployScaling-AllTraffic",
+                   "Value": "min=3 max=9 target=250 in=120 out=30"}
+    assert scaling_from_tag(tag["Value"]) == own
+    foreign = Scaling(1, 2, ({"PolicyName": "theirs", "PolicyType": "StepScaling"},))
+    assert pending_tag("AllTraffic", foreign)["Value"] == "min=1 max=2 others=1"
+    assert scaling_from_tag("min=1 max=2 others=1") == Scaling(1, 2)
+    assert scaling_from_tag("garbage") is None
