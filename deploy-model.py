@@ -27,6 +27,7 @@ from modules.scaling_settings import (  # noqa: E402
     DEFAULT_TARGET_INVOCATIONS,
     parse_range,
 )
+from modules.traffic_settings import DEFAULT_CAPTURE_PERCENT  # noqa: E402
 from utils import output  # noqa: E402
 from utils.cli import (  # noqa: E402
     EnvArgumentParser,
@@ -51,6 +52,8 @@ examples:
   python deploy-model.py -a "$(cat model_arn.txt)" -e qc-prod --instance-count 2 --autoscale 2-6
   python deploy-model.py -a "$(cat model_arn.txt)" -e qc-dev --serverless-memory 2048 \\
       --max-concurrency 10
+  python deploy-model.py -a "$(cat model_arn.txt)" -e qc-prod \\
+      --data-capture s3://my-bucket/capture/qc-prod --capture-percent 20
 
 required environment: AWS_REGION, SAGEMAKER_EXECUTION_ROLE_ARN (not needed with -t local);
 optional: AWS_PROFILE."""
@@ -115,6 +118,14 @@ def build_parser() -> EnvArgumentParser:
                             metavar="SECONDS",
                             help="autoscale: seconds after a scale-out before the next one "
                                  "(default: Application Auto Scaling's)")
+    parser.add_env_argument("--data-capture", env="DATA_CAPTURE", metavar="S3_URI",
+                            help="capture requests and answers to this S3 prefix "
+                                 "(s3://bucket/prefix); later updates keep the live capture")
+    parser.add_env_argument("--capture-percent", env="CAPTURE_PERCENT",
+                            default=DEFAULT_CAPTURE_PERCENT, type=int, metavar="PERCENT",
+                            help="data capture: percent of the invocations captured (1-100)")
+    parser.add_env_argument("--no-data-capture", env="NO_DATA_CAPTURE", action="store_true",
+                            help="drop the live data capture on this update (otherwise kept)")
     parser.add_env_argument("-s", "--stack", env="STACK", default=DEFAULT_STACK, metavar="NAME",
                             help="stack name: tags every resource, prefixes generated names")
     parser.add_env_argument("--tag", env="TAG", type=_tag, action="append",

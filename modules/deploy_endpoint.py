@@ -154,7 +154,8 @@ def _warn_ignored_in_local_mode(settings: DeploySettings) -> None:
         ("--smoke-test-data", settings.smoke_test is not None),
         ("--no-monitor", not settings.monitor), ("--skip-rollback", not settings.rollback),
         ("--keep-previous", settings.keep_previous),
-        ("--autoscale", settings.autoscale is not None)) if used]
+        ("--autoscale", settings.autoscale is not None),
+        ("--data-capture", settings.data_capture is not None)) if used]
     if ignored:
         output.print_warning(f"Ignored in local mode: {', '.join(ignored)}")
 

@@ -24,6 +24,7 @@ from botocore import exceptions as bce
 from modules.deploy_package import PackageInfo
 from modules.deploy_scaling import ScalingPlan, pending_scaling, plan_scaling, read_scaling
 from modules.deploy_settings import DeploymentStrategy, DeploySettings, SmokeTest
+from modules.deploy_traffic import live_capture, planned_capture
 from modules.deploy_validation import (
     TAG_ENDPOINT,
     TAG_MANAGED_BY,
@@ -32,6 +33,7 @@ from modules.deploy_validation import (
     TAG_STACK,
 )
 from modules.monitor_endpoint import log_group_name
+from modules.traffic_settings import capture_summary
 from utils import output
 from utils.aws_errors import ACCESS_DENIED_CODES, error_code, error_message
 from utils.endpoint_operations import BUSY_STATUSES, describe_endpoint, is_not_found
@@ -92,6 +94,7 @@ class Previous:
     models: tuple[str, ...] = ()
     failure_reason: str | None = None
     production_variants: tuple[dict, ...] = ()  # the config's, as DescribeEndpointConfig says
+    data_capture: dict | None = None  # the config's DataCaptureConfig, when it captures
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class DeployPlan:
     previous: Previous | None = None
     name_was_generated: bool = False
     scaling: ScalingPlan | None = None  # autoscaling: what it does, around an update too
+    data_capture: dict | None = None  # the new config's DataCaptureConfig
+    capture_decision: str | None = None  # deploy_traffic: set, kept (from the live config), dropped
 
     @property
     def is_create(self) -> bool:
@@ -153,6 +158,7 @@ class DeployPlan:
             "previous_endpoint_config_name": self.previous_config,
             "serverless": variant.serverless_summary(),
             "autoscaling": self.scaling.summary() if self.scaling else None,
+            "data_capture": capture_summary(self.data_capture),
         }
 
 
@@ -226,17 +232,22 @@ def plan_deployment(sagemaker: Any, settings: DeploySettings, package: PackageIn
     current = describe_endpoint(sagemaker, settings.endpoint_name)
     if current is None:
         variant = _variant(settings, VARIANT_NAME, name)
+        capture, decision = planned_capture(settings, None, serverless=bool(variant.serverless))
         return DeployPlan(CREATE, variants=(variant,),
-                          scaling=_scaling(None, settings, variant, None), **common)
+                          scaling=_scaling(None, settings, variant, None), data_capture=capture,
+                          capture_decision=decision, **common)
     refuse_unless_updatable(current)
     variant = _variant(settings, current_variant_name(current), name)
     previous = read_previous(sagemaker, current)
+    capture, decision = planned_capture(settings, previous.data_capture,
+                                        serverless=bool(variant.serverless))
     return DeployPlan(
         UPDATE, variants=(variant,),
         deployment_config=deployment_config(settings.strategy, settings.rollback_alarms),
         endpoint_arn=current.get("EndpointArn"), previous=previous,
         scaling=_scaling(autoscaling, settings, variant, previous,
-                         _pending(sagemaker, autoscaling, current, variant.name)), **common)
+                         _pending(sagemaker, autoscaling, current, variant.name)),
+        data_capture=capture, capture_decision=decision, **common)
 
 
 def _pending(sagemaker: Any, autoscaling: Any, current: dict, variant_name: str) -> Any:
@@ -334,4 +345,4 @@ def read_previous(sagemaker: Any, current: dict) -> Previous:
     models = tuple(v["ModelName"] for v in config.get("ProductionVariants", [])
                    if v.get("ModelName"))
     return Previous(name, config.get("EndpointConfigArn"), models, reason,
-                    tuple(config.get("ProductionVariants", [])))
+                    tuple(config.get("ProductionVariants", [])), live_capture(config))

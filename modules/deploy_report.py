@@ -12,7 +12,9 @@ from typing import Any
 
 from modules.deploy_plan import DeployPlan
 from modules.deploy_settings import DeploySettings
+from modules.deploy_traffic import DROPPED, KEPT
 from modules.monitor_endpoint import MonitorResult, log_group_name
+from modules.traffic_settings import describe_capture
 from utils import output
 from utils.errors import DeploymentFailed, DeployModelError, DeployTimeout, ExitCode, Terminated
 from utils.files import write_text_atomically
@@ -105,6 +107,8 @@ def show_plan(plan: DeployPlan) -> None:
         pairs["Replaces config"] = plan.previous_config or "(none)"
         if plan.rollback_alarms:
             pairs["Rollback alarms"] = ", ".join(plan.rollback_alarms)
+    if plan.data_capture or plan.capture_decision:
+        pairs["Data capture"] = capture_line(plan)
     if plan.scaling is not None:
         after = plan.scaling.after
         pairs["Autoscaling"] = after.describe() if after else "none"
@@ -118,6 +122,16 @@ def show_plan(plan: DeployPlan) -> None:
     if plan.is_create and (plan.rollback_alarms or plan.strategy_name != "all-at-once"):
         output.print_info("A new endpoint starts on its config directly: --deployment-strategy "
                           "and --rollback-alarm apply to later updates.")
+
+
+def capture_line(plan: DeployPlan) -> str:
+    """What the new config captures, and why: asked for, kept from the live config, dropped."""
+    shown = describe_capture(plan.data_capture)
+    if plan.capture_decision == KEPT:
+        return f"{shown}, kept from {plan.previous_config} (--no-data-capture drops it)"
+    if plan.capture_decision == DROPPED:
+        return f"none (--no-data-capture drops the capture of {plan.previous_config})"
+    return shown
 
 
 def _capacity_label(plan: DeployPlan) -> str:

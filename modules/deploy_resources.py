@@ -211,8 +211,10 @@ def create_model(sagemaker: Any, plan: DeployPlan, resources: RunResources) -> N
 
 def create_endpoint_config(sagemaker: Any, plan: DeployPlan, resources: RunResources) -> None:
     output.print_info(f"Creating endpoint config {plan.config_name} ({plan.variant.describe()})")
+    capture = {"DataCaptureConfig": plan.data_capture} if plan.data_capture else {}
     create(sagemaker, resources, Resource(CONFIG, plan.config_name), plan.run_id,
-           ProductionVariants=[v.production_variant() for v in plan.variants], Tags=plan.aws_tags)
+           ProductionVariants=[v.production_variant() for v in plan.variants], Tags=plan.aws_tags,
+           **capture)
 
 
 def start_endpoint(sagemaker: Any, plan: DeployPlan, resources: RunResources) -> str | None:

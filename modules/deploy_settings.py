@@ -10,6 +10,7 @@ from pathlib import Path
 
 from modules.deploy_validation import DEFAULT_TIMEOUT, LOCAL_INSTANCE_TYPE
 from modules.scaling_settings import Autoscale, Serverless
+from modules.traffic_settings import DataCapture
 from utils.names import DEFAULT_STACK
 
 # Only these variables of the caller's environment reach a local model server: on SageMaker the
@@ -64,6 +65,8 @@ class DeploySettings:
     name_was_generated: bool = False
     serverless: Serverless | None = None  # a serverless variant instead of instances
     autoscale: Autoscale | None = None  # Application Auto Scaling of the instances
+    data_capture: DataCapture | None = None  # set this capture (else an update keeps the live one)
+    drop_data_capture: bool = False  # --no-data-capture: an update drops the live capture
     # Local mode only: where local endpoints are recorded, and what the server inherits.
     state_dir: Path | None = None
     server_env: tuple[tuple[str, str], ...] = ()

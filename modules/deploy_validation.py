@@ -375,6 +375,11 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
 
     # Before the strategy: canary on serverless is refused for what it is, not for its count.
     serverless, autoscale = scaling_from_args(args, sources or {})
+    from modules.scaling_settings import check_serverless_allows
+    from modules.traffic_settings import capture_from_args
+
+    data_capture, drop_capture = capture_from_args(args, sources or {})
+    check_serverless_allows(serverless, data_capture=data_capture is not None)
     strategy = validate_strategy(args.deployment_strategy, args.instance_count, args.step_size,
                                  args.step_wait)
     tags = tuple(args.tag or ())
@@ -402,7 +407,8 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
         output_file=args.output_file, dry_run=args.dry_run, strategy=strategy,
         rollback_alarms=tuple(dict.fromkeys(args.rollback_alarm or ())), tags=tags,
         smoke_test=smoke, name_was_generated=generated, serverless=serverless,
-        autoscale=autoscale, **(_local_settings(env) if local else {}))
+        autoscale=autoscale, data_capture=data_capture, drop_data_capture=drop_capture,
+        **(_local_settings(env) if local else {}))
 
 
 def _local_settings(env: Mapping[str, str]) -> dict:

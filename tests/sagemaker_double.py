@@ -383,6 +383,7 @@ class SageMakerDouble:
             endpoint.endpoint_config_name = transition.new_config
             endpoint.production_variants = endpoint._process_production_variants(
                 config.production_variants)
+            endpoint.data_capture_config = config.data_capture_config  # moto keeps the old one
             for summary in endpoint.production_variants:
                 kept = (transition.retained_counts or {}).get(summary["VariantName"])
                 if kept is not None and "DesiredInstanceCount" in summary:
