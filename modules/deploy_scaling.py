@@ -20,7 +20,7 @@ The client is Application Auto Scaling's, made in utils/boto_session.py and pass
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from botocore import exceptions as bce
@@ -276,7 +276,9 @@ def plan_scaling(current: Scaling | None, autoscale: Autoscale | None, *, varian
         # Nothing is registered, so nothing blocks the update: register it (or --autoscale)
         # again afterwards, and restore it if the update fails.
         return ScalingPlan(variant_name, pending, None if new_serverless else wanted or pending,
-                           pending=True, reason="recorded by an interrupted run")
+                           pending=True, reason=("a serverless variant has no instances to scale"
+                                                 if new_serverless else
+                                                 "recorded by an interrupted run"))
     if current is None:
         return ScalingPlan(variant_name, after=wanted) if wanted else None
     if new_serverless:
@@ -305,8 +307,6 @@ class ScalingRun:
     sagemaker: Any = None  # writes and removes the endpoint's DeployScaling-<variant> record
     endpoint_arn: str | None = None
     deregistered: bool = False
-    registered: bool = False
-    problems: list[str] = field(default_factory=list)
 
     def before_update(self) -> None:
         """Deregister the scaling SageMaker would refuse the update for (errors propagate:
@@ -349,7 +349,6 @@ class ScalingRun:
             output.print_info(f"Registering the autoscaling of {plan.variant_name}: "
                               f"{plan.after.describe()}")
             register(self.autoscaling, self.endpoint_name, plan.variant_name, plan.after)
-            self.registered = True
         self._forget_record()
         return plan.summary()
 
