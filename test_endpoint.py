@@ -30,7 +30,9 @@ def build_parser() -> EnvArgumentParser:
         epilog="examples:\n"
                "  python test_endpoint.py -e my-endpoint -d sample-data.json\n"
                "  python test_endpoint.py -e my-endpoint -d '{\"data\": [[0.5, 1.2, -0.3, 2.0]]}' "
-               "--content-type csv --json")
+               "--content-type csv --json\n"
+               "  python test_endpoint.py -e my-endpoint -d sample-data.json --target-variant "
+               "challenger")
     parser.add_env_argument("-e", "--endpoint-name", env="ENDPOINT_NAME",
                             help="endpoint to test (required)")
     parser.add_env_argument("-d", "--input-data", env="INPUT_DATA",
@@ -39,6 +41,10 @@ def build_parser() -> EnvArgumentParser:
     parser.add_env_argument("--content-type", env="CONTENT_TYPE", default="json",
                             choices=["json", "csv"],
                             help="send the rows as application/json or as text/csv")
+    parser.add_env_argument("--target-variant", env="TARGET_VARIANT", metavar="VARIANT",
+                            help="send to this production variant of a SageMaker endpoint "
+                                 "(TargetVariant), e.g. a challenger; the output names the "
+                                 "variant that answered either way")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="print the raw response (and every row of the table)")
     add_common_flags(parser)
@@ -59,7 +65,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
 
 def _execute(args, env: Mapping[str, str]) -> int:
     from modules.deploy_validation import validate_endpoint_name
-    from modules.invoke_endpoint import EndpointTest, run_endpoint_test
+    from modules.invoke_endpoint import EndpointTest, run_endpoint_test, validate_variant_name
     from utils.env_validation import get_env_var
     from utils.local_endpoints import state_dir_from_env
 
@@ -68,7 +74,7 @@ def _execute(args, env: Mapping[str, str]) -> int:
         content_type=args.content_type,
         region=get_env_var("AWS_REGION", env, DEFAULT_REGION),
         profile=get_env_var("AWS_PROFILE", env), state_dir=state_dir_from_env(env),
-        verbose=args.verbose)
+        verbose=args.verbose, target_variant=validate_variant_name(args.target_variant))
     document = run_endpoint_test(test)
     if args.json:
         output.print_json_result(document)

@@ -46,6 +46,7 @@ class EndpointTest:
     profile: str | None
     state_dir: Path
     verbose: bool = False
+    target_variant: str | None = None  # TargetVariant: SageMaker endpoints only
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def run_endpoint_test(test: EndpointTest) -> dict:
                       f"{request.source}, sent as {request.content_type} "
                       f"({len(request.body):,} bytes)")
     if local is not None and local.record:
+        _refuse_target_variant_locally(test)
         output.print_info(f"Using the local endpoint at {local.url} (pid {local.pid})")
         _warn_on_width(request, local.feature_count)
         answer = invoke_local(local, request)
@@ -96,6 +98,27 @@ def run_endpoint_test(test: EndpointTest) -> dict:
             "content_type": request.content_type, "rows": len(request.rows),
             "latency_ms": round(answer.latency_seconds * 1000, 2), "contract_ok": True,
             "response": response}
+
+
+def validate_variant_name(name: str | None) -> str | None:
+    """None, or a variant name as SageMaker names them (the endpoint name rule)."""
+    from utils.names import is_sagemaker_name
+
+    if name is None:
+        return None
+    if not is_sagemaker_name(name):
+        raise ValidationError(f"Invalid --target-variant: {name!r}",
+                              hint="Variant names use letters, digits and hyphens, at most 63 "
+                                   "characters (the names deploy-model.py shows in its plan).")
+    return name
+
+
+def _refuse_target_variant_locally(test: EndpointTest) -> None:
+    if test.target_variant is not None:
+        raise ValidationError(
+            f"--target-variant {test.target_variant}: {test.endpoint_name} is a local endpoint, "
+            "which serves one model and has no variants",
+            hint="Drop --target-variant, or test the SageMaker endpoint of another name.")
 
 
 def _checked_request(test: EndpointTest, feature_count: int | None) -> TestRequest:
@@ -144,10 +167,14 @@ def _invoke_on_sagemaker(test: EndpointTest, request: TestRequest) -> Answer:
         error.details.append(not_local)
         raise
     local_names = [endpoint.name for endpoint in local_endpoints.list_endpoints(test.state_dir)]
+    if test.target_variant:
+        output.print_info(f"Sending to variant {test.target_variant} (TargetVariant)")
     return invoke_sagemaker(runtime, test.endpoint_name, request, region=test.region,
                             local_names=local_names,
                             feature_count=lambda: endpoint_feature_count(sagemaker,
-                                                                         test.endpoint_name))
+                                                                         test.endpoint_name),
+                            target_variant=test.target_variant,
+                            variants=lambda: endpoint_variants(sagemaker, test.endpoint_name))
 
 
 # --- input ------------------------------------------------------------------------------------
@@ -252,23 +279,58 @@ def _container_message(body: bytes) -> str:
 
 def invoke_sagemaker(runtime_client: Any, endpoint_name: str, request: TestRequest, *,
                      region: str, local_names: list[str],
-                     feature_count: Callable[[], int | None] = lambda: None) -> Answer:
-    """InvokeEndpoint; a container error shows the container's own status and message, and the
-    model's feature count (asked only then) when the rows do not have it."""
+                     feature_count: Callable[[], int | None] = lambda: None,
+                     target_variant: str | None = None,
+                     variants: Callable[[], list[str] | None] = lambda: None) -> Answer:
+    """InvokeEndpoint (to `target_variant`, when given); a container error shows the container's
+    own status and message, and the model's feature count (asked only then) when the rows do not
+    have it. The answer names the variant that served it (InvokedProductionVariant)."""
     from botocore.exceptions import ClientError
 
+    target = {"TargetVariant": target_variant} if target_variant else {}
     started = time.perf_counter()
     try:
         response = runtime_client.invoke_endpoint(
             EndpointName=endpoint_name, ContentType=request.content_type, Accept=ACCEPT,
-            Body=request.body)
+            Body=request.body, **target)
         body = response["Body"].read()
     except ClientError as exc:
-        error = _sagemaker_error(exc, endpoint_name, region, local_names,
-                                 lambda: width_hint(request, feature_count()))
+        error = (_unknown_variant(exc, endpoint_name, target_variant, variants)
+                 or _sagemaker_error(exc, endpoint_name, region, local_names,
+                                     lambda: width_hint(request, feature_count())))
         raise error or exc from None
     latency = time.perf_counter() - started
-    return Answer(body, latency, "sagemaker", {"region": region})
+    invoked = response.get("InvokedProductionVariant")
+    if invoked:
+        output.print_info(f"Answered by variant {invoked}")
+    return Answer(body, latency, "sagemaker", {"region": region, "target_variant": target_variant,
+                                               "invoked_variant": invoked})
+
+
+def _unknown_variant(exc: Any, endpoint_name: str, target_variant: str | None,
+                     variants: Callable[[], list[str] | None]) -> AwsError | None:
+    """A refused TargetVariant: the endpoint's variants, read back (AWS's wording of this error
+    is not relied on, only the variant list)."""
+    if not target_variant or exc.response.get("Error", {}).get("Code") != "ValidationError":
+        return None
+    names = variants()
+    if names is None or target_variant in names:
+        return None
+    return AwsError(f"Endpoint {endpoint_name} has no variant {target_variant}",
+                    details=[f"Its variants: {', '.join(names) or 'none'}"],
+                    hint="Pass one of them to --target-variant, or drop it to let the "
+                         "weights choose.")
+
+
+def endpoint_variants(sagemaker: Any, endpoint_name: str) -> list[str] | None:
+    """The endpoint's production variant names; None when it cannot be read."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        current = sagemaker.describe_endpoint(EndpointName=endpoint_name)
+    except (ClientError, BotoCoreError):
+        return None
+    return [v.get("VariantName", "") for v in current.get("ProductionVariants") or []]
 
 
 def _sagemaker_error(exc: Any, endpoint_name: str, region: str, local_names: list[str],

@@ -15,7 +15,9 @@ manager, so it works in-process under `mock_aws` and over HTTP with `ThreadedMot
   retries; `fast_retries` zeroes botocore's back-off so the tests do not sleep).
 - CloudWatch log events (and the log group itself) appearing at the Nth describe, the way the
   container's output shows up during a real deploy.
-- The next sagemaker-runtime InvokeEndpoint answer.
+- The next sagemaker-runtime InvokeEndpoint answer; and which variant answers, as SageMaker says
+  it (moto names a canned one): the TargetVariant when given (a name the endpoint does not
+  serve is refused with ValidationError), else the first variant with a weight above 0.
 - A create of a name that exists is refused, as SageMaker does ("Cannot create already existing
   ..."), for models, endpoint configs and endpoints (moto silently overwrites).
 - A lost create response (`lose_create_response`): the resource is created, then the answer is
@@ -24,6 +26,7 @@ manager, so it works in-process under `mock_aws` and over HTTP with `ThreadedMot
   ThrottlingException before moto sees them (botocore retries each).
 - `on_call(action, callback)`: run a callback (given moto's SageMaker backend) just before or just
   after moto handles an action: a rival deploy's create, a Ctrl-C or a `kill -9` at that step.
+- A variant of weight 0 keeps CurrentWeight/DesiredWeight 0 (moto leaves them out).
 - AddTags overwrites the value of a key the resource has already, as SageMaker does (moto
   appends a second tag of the same key).
 - Autoscaled variants (moto accepts what AWS refuses): an UpdateEndpoint that changes the
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import collections
 import time
+import urllib.parse
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -290,6 +294,7 @@ class SageMakerDouble:
         SageMakerResponse.describe_endpoint = describe_endpoint
         SageMakerResponse.delete_endpoint = delete_endpoint
         SageMakerResponse.update_endpoint = update_endpoint
+        self._patch_runtime()
         if self.fast_retries:
             self._patch_backoff()
         return self
@@ -301,10 +306,46 @@ class SageMakerDouble:
                     delattr(SageMakerResponse, name)
             else:
                 setattr(SageMakerResponse, name, original)
+        from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+        SageMakerRuntimeResponse.invoke_endpoint = self._saved.pop("runtime_invoke")
         if "delay_amount" in self._saved:
             from botocore.retries.standard import ExponentialBackoff
 
             ExponentialBackoff.delay_amount = self._saved.pop("delay_amount")
+
+    def _patch_runtime(self) -> None:
+        from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+        original = self._saved["runtime_invoke"] = SageMakerRuntimeResponse.invoke_endpoint
+        double = self
+
+        def invoke_endpoint(response: Any) -> Any:
+            double.calls["InvokeEndpoint"] += 1
+            name = urllib.parse.unquote(response.path.split("/")[2])  # /endpoints/<name>/...
+            target = response.headers.get("X-Amzn-SageMaker-Target-Variant")
+            invoked = double._invoked_variant(name, target)
+            status, headers, body = original(response)
+            if invoked:
+                headers["x-Amzn-Invoked-Production-Variant"] = invoked
+            return status, headers, body
+
+        SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint
+
+    def _invoked_variant(self, endpoint_name: str | None, target: str | None) -> str | None:
+        from moto.core.exceptions import JsonRESTError
+
+        endpoint = self.backend.endpoints.get(endpoint_name or "")
+        if endpoint is None:
+            return target
+        variants = endpoint.production_variants
+        if target is not None:
+            if target not in [v["VariantName"] for v in variants]:
+                raise JsonRESTError("ValidationError", f"The variant {target} is not part of "
+                                                       f"endpoint {endpoint_name}.")
+            return target
+        return next((v["VariantName"] for v in variants if (v.get("CurrentWeight") or 0) > 0),
+                    variants[0]["VariantName"] if variants else None)
 
     def _patch_backoff(self) -> None:
         from botocore.retries.standard import ExponentialBackoff
@@ -356,10 +397,11 @@ class SageMakerDouble:
                                           "production variant only")
 
     def _on_created(self, backend: Any, name: str) -> None:
+        endpoint = backend.endpoints[name]
+        _keep_zero_weights(endpoint, backend.endpoint_configs[endpoint.endpoint_config_name])
         script = self._create_scripts.pop(name, None) or self._create_scripts.pop(None, None)
         if script is None:
             return
-        endpoint = backend.endpoints[name]
         endpoint.endpoint_status = "Creating"
         self._transitions[name] = _Transition(script.describes, script.outcome,
                                               script.failure_reason)
@@ -384,6 +426,7 @@ class SageMakerDouble:
             endpoint.production_variants = endpoint._process_production_variants(
                 config.production_variants)
             endpoint.data_capture_config = config.data_capture_config  # moto keeps the old one
+            _keep_zero_weights(endpoint, config)
             for summary in endpoint.production_variants:
                 kept = (transition.retained_counts or {}).get(summary["VariantName"])
                 if kept is not None and "DesiredInstanceCount" in summary:
@@ -534,6 +577,16 @@ class SageMakerDouble:
         logs.put_log_events(group, drop.stream,
                             [{"timestamp": now + i, "message": line}
                              for i, line in enumerate(drop.lines)])
+
+
+def _keep_zero_weights(endpoint: Any, config: Any) -> None:
+    """moto leaves out a variant's weight when it is 0; SageMaker shows CurrentWeight 0."""
+    weights = {v["VariantName"]: v.get("InitialVariantWeight", 1.0)
+               for v in config.production_variants}
+    for summary in endpoint.production_variants:
+        weight = weights.get(summary["VariantName"])
+        if weight is not None:
+            summary["CurrentWeight"] = summary["DesiredWeight"] = float(weight)
 
 
 _METHODS = {"CreateModel": "create_model", "CreateEndpointConfig": "create_endpoint_config",
