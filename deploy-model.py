@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 
 from modules.deploy_validation import (  # noqa: E402
     DEFAULT_INSTANCE_TYPE,
+    DEFAULT_KEEP_RELEASES,
     DEFAULT_TIMEOUT,
     STRATEGIES,
 )
@@ -50,6 +51,8 @@ examples:
   python deploy-model.py --model-package-group PLMSCWInferenceModelGroup --dry-run
   python deploy-model.py -a "$(cat model_arn.txt)" -t local -e qc-local
   python deploy-model.py -a "$(cat model_arn.txt)" -e qc-prod --instance-count 2 --autoscale 2-6
+  python deploy-model.py -e qc-prod --history
+  python deploy-model.py -e qc-prod --rollback --dry-run
   python deploy-model.py -a "$(cat model_arn.txt)" -e qc-dev --serverless-memory 2048 \\
       --max-concurrency 10
   python deploy-model.py -a "$(cat model_arn.txt)" -e qc-prod \\
@@ -149,6 +152,18 @@ def build_parser() -> EnvArgumentParser:
                                  "repeatable (env: comma-separated)")
     parser.add_env_argument("--keep-previous", env="KEEP_PREVIOUS", action="store_true",
                             help="keep the config and model an update replaced")
+    parser.add_env_argument("--keep-releases", env="KEEP_RELEASES",
+                            default=DEFAULT_KEEP_RELEASES, type=positive_int, metavar="N",
+                            help="keep the configs and models of the endpoint's last N releases "
+                                 "(for --rollback); older ones deploy-model made are deleted")
+    releases = parser.add_argument_group("releases (no package needed; -e names the endpoint)")
+    releases.add_argument("--rollback", action="store_true",
+                          help="switch the endpoint back to its previous release (blue/green, "
+                               "watched and verified like a deploy)")
+    releases.add_argument("--to-release", type=positive_int, metavar="K",
+                          help="with --rollback: switch to release K (see --history)")
+    releases.add_argument("--history", action="store_true",
+                          help="list the endpoint's releases (live, previous) and failed attempts")
     parser.add_env_argument("--no-monitor", env="NO_MONITOR", action="store_true",
                             help="return once SageMaker accepts the deploy (no logs, no rollback)")
     parser.add_env_argument("--skip-rollback", env="SKIP_ROLLBACK", action="store_true",

@@ -31,7 +31,13 @@ from modules.deploy_package import (
     resolve_model_package,
 )
 from modules.deploy_plan import CREATE, UPDATE, DeployPlan, plan_deployment
-from modules.deploy_releases import record_release, release_facts
+from modules.deploy_releases import (
+    ReleaseFacts,
+    prune_releases,
+    record_failure,
+    record_release,
+    release_facts,
+)
 from modules.deploy_report import (
     AwsStepFailed,
     DeployFailedError,
@@ -177,11 +183,14 @@ class CreatePolicy:
         return run.resources.to_remove()
 
     def after_success(self, run: DeployRun) -> list[str]:
-        return []
+        return run.prune_releases()
 
     def record(self, run: DeployRun) -> int | None:
         """The verified deploy becomes the endpoint's next release."""
         return run.record_release()
+
+    def record_failure(self, run: DeployRun, error: DeployModelError) -> None:
+        """A failed create leaves no endpoint to keep its record on."""
 
     def smoke_failed(self, run: DeployRun) -> RollbackReport:
         return run.roll_back_created("the smoke test failed")
@@ -220,7 +229,10 @@ class UpdatePolicy(CreatePolicy):
 
     def after_success(self, run: DeployRun) -> list[str]:
         run.tag_updated_endpoint()
-        return run.remove_superseded()
+        return run.remove_superseded() + run.prune_releases()
+
+    def record_failure(self, run: DeployRun, error: DeployModelError) -> None:
+        run.record_failed_attempt(error)
 
     def smoke_failed(self, run: DeployRun) -> RollbackReport:
         return run.point_back()
@@ -286,6 +298,10 @@ class DeployRun:
         except DeployModelError as error:
             # A failed update that left the old config serving gets its old scaling back.
             error.details = [*error.details, *self._restore_scaling()]
+            try:
+                self.policy.record_failure(self, error)  # the endpoint's history shows it
+            except (KeyboardInterrupt, Terminated):
+                pass  # another Ctrl-C: the failure's own report matters more than its record
             raise
 
     def _execute(self) -> dict:
@@ -437,10 +453,31 @@ class DeployRun:
     def new_resources(self) -> list[Resource]:
         return [Resource(CONFIG, self.plan.config_name), Resource(MODEL, self.plan.model_name)]
 
-    def record_release(self) -> int | None:
+    def release_facts(self) -> ReleaseFacts:
         (sts,) = create_clients(self.session, "sts")
-        facts = release_facts(sts, self.timing.wall(), Path.cwd())
-        return record_release(self.sagemaker, self.plan, facts, self.endpoint_arn)
+        return release_facts(sts, self.timing.wall(), Path.cwd())
+
+    def record_release(self) -> int | None:
+        return record_release(self.sagemaker, self.plan, self.release_facts(), self.endpoint_arn)
+
+    def record_failed_attempt(self, error: DeployModelError) -> None:
+        status = getattr(error, "facts", {}).get("status") or type(error).__name__
+        version = self.plan.package.version
+        record_failure(self.sagemaker, self.endpoint_arn, self.plan.run_id, str(status),
+                       "" if version is None else str(version), self.release_facts())
+
+    def prune_releases(self) -> list[str]:
+        """Releases beyond --keep-releases go (what their tags prove deploy-model made)."""
+        if self.plan.keep_previous:
+            return []
+        try:
+            return prune_releases(self.sagemaker, self.plan.endpoint_name,
+                                  self.plan.keep_releases, live_config=self.plan.config_name,
+                                  wait=self.timing.waiting(self.plan.poll_interval))
+        except (bce.ClientError, bce.BotoCoreError) as exc:
+            output.print_warning(f"Could not check the older releases for removal "
+                                 f"({error_message(exc)}); they stay")
+            return []
 
     def tag_updated_endpoint(self) -> None:
         """The endpoint's tags name the package it now serves."""

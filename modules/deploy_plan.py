@@ -113,6 +113,7 @@ class DeployPlan:
     monitor: bool = True
     rollback: bool = True
     keep_previous: bool = False
+    keep_releases: int = 3  # configs and models of the last N releases stay
     smoke_test: SmokeTest | None = None
     strategy_name: str = "all-at-once"
     rollback_alarms: tuple[str, ...] = ()
@@ -227,6 +228,7 @@ def plan_deployment(sagemaker: Any, settings: DeploySettings, package: PackageIn
         role_arn=settings.role_arn or "", timeout=settings.timeout,
         poll_interval=settings.poll_interval, monitor=settings.monitor,
         rollback=settings.rollback, keep_previous=settings.keep_previous,
+        keep_releases=settings.keep_releases,
         smoke_test=settings.smoke_test, strategy_name=settings.strategy.name,
         rollback_alarms=settings.rollback_alarms, name_was_generated=settings.name_was_generated)
     current = describe_endpoint(sagemaker, settings.endpoint_name)

@@ -32,7 +32,16 @@ from typing import Any
 from botocore import exceptions as bce
 
 from modules.deploy_plan import DeployPlan, resource_name_prefix
-from modules.deploy_resources import CONFIG, MODEL, Resource, config_models, resource_arn, tags_of
+from modules.deploy_resources import (
+    CONFIG,
+    MODEL,
+    Resource,
+    Waiting,
+    config_models,
+    resource_arn,
+    rollback,
+    tags_of,
+)
 from modules.deploy_validation import (
     TAG_ENDPOINT,
     TAG_MANAGED_BY,
@@ -308,3 +317,70 @@ def record_release(sagemaker: Any, plan: DeployPlan, facts: ReleaseFacts,
     output.print_info(f"Recorded release {number} of {plan.endpoint_name} "
                       f"({plan.config_name})")
     return number
+
+
+# ---------------------------------------------------------------------------------------------
+# Keeping the last N
+
+
+def configs_to_keep(releases: Iterable[Release], keep: int, live_config: str | None) -> set[str]:
+    """The configs of the newest releases, `keep` distinct ones (a rollback release re-uses a
+    config, so it takes no extra place), and always the one the endpoint serves."""
+    kept: list[str] = [live_config] if live_config else []
+    for release in sorted(releases, key=lambda r: r.number, reverse=True):
+        if len(kept) >= keep:
+            break
+        if release.config_name not in kept:
+            kept.append(release.config_name)
+    return set(kept)
+
+
+def prune_releases(sagemaker: Any, endpoint_name: str, keep: int, *, live_config: str | None,
+                   wait: Waiting | None = None) -> list[str]:
+    """Delete the configs and models of the releases beyond the last `keep`: only what still
+    carries its release's run id (read back) and no kept release uses. Returns what went."""
+    records = _release_configs(sagemaker, endpoint_name)
+    kept = configs_to_keep((r for rec in records for r in _releases_of(rec)), keep, live_config)
+    kept_models = {m for rec in records if rec.name in kept for m in rec.models}
+    removed: list[str] = []
+    for record in records:
+        if record.name in kept:
+            continue
+        targets = [Resource(CONFIG, record.name),
+                   *(Resource(MODEL, m) for m in record.models if m not in kept_models)]
+        output.print_info(f"Removing release {release_number(record.tags)} of {endpoint_name} "
+                          f"(beyond the last {keep}): " + ", ".join(map(str, targets)))
+        report = rollback(sagemaker, targets, wait=wait, owner=record.tags.get(TAG_RUN_ID))
+        removed += [str(r) for r in report.removed]
+        if report.unfinished or report.problem:
+            output.print_warning("; ".join(report.lines(_region_of(sagemaker))))
+    return removed
+
+
+def _region_of(sagemaker: Any) -> str:
+    return getattr(getattr(sagemaker, "meta", None), "region_name", "") or ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Failed attempts
+
+
+MAX_FAILED_KEPT = 3
+
+
+def record_failure(sagemaker: Any, endpoint_arn: str | None, run_id: str, status: str,
+                   version: str, facts: ReleaseFacts) -> None:
+    """`DeployFailed-<run id>` on the endpoint, keeping the last MAX_FAILED_KEPT. Best effort:
+    the failure being reported matters more than its record."""
+    if not endpoint_arn:
+        return
+    value = tag_value(f"{facts.time} {status or 'Failed'} {version or '-'} {facts.caller}")
+    try:
+        sagemaker.add_tags(ResourceArn=endpoint_arn,
+                           Tags=[{"Key": f"{TAG_FAILED_PREFIX}{run_id}", "Value": value}])
+        old = sorted(k for k in tags_of(sagemaker, endpoint_arn) if k.startswith(TAG_FAILED_PREFIX))
+        if len(old) > MAX_FAILED_KEPT:
+            sagemaker.delete_tags(ResourceArn=endpoint_arn, TagKeys=old[:-MAX_FAILED_KEPT])
+    except (bce.ClientError, bce.BotoCoreError) as exc:
+        output.print_warning(f"Could not record the failed attempt on the endpoint "
+                             f"({error_message(exc)})")

@@ -11,7 +11,8 @@ Everything that creates, checks ownership of, or deletes a resource goes through
   read back carries this run's id: then an earlier attempt of the same call (a retry after a
   lost answer) made it, and it is this run's.
 - `superseded_resources`: after a successful update, the previous config and its model, when
-  deploy-model created them (read back from their tags) and nothing uses them any more.
+  deploy-model created them (read back from their tags), nothing uses them any more and they are
+  no release (releases are kept, or pruned beyond --keep-releases, by deploy_releases.py).
 - `delete_endpoint_with_resources`: what utils/delete_endpoint.py removes.
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 from botocore import exceptions as bce
 
 from modules.deploy_plan import DeployPlan
-from modules.deploy_validation import TAG_MANAGED_BY, TAG_RUN_ID
+from modules.deploy_validation import TAG_MANAGED_BY, TAG_RELEASE, TAG_RUN_ID
 from modules.monitor_endpoint import delete_endpoint
 from utils import output
 from utils.aws_errors import error_code, error_message
@@ -341,7 +342,10 @@ def superseded_resources(sagemaker: Any, plan: DeployPlan) -> tuple[list[Resourc
     previous = plan.previous
     if previous is None or not previous.config_name or previous.config_name == plan.config_name:
         return [], []
-    if not created_by_tool(sagemaker, previous.config_arn):
+    tags = tags_of(sagemaker, previous.config_arn)
+    if tags.get(TAG_RELEASE):
+        return [], []  # a release: kept or pruned by modules/deploy_releases.py (--keep-releases)
+    if tags.get(TAG_MANAGED_BY) != TOOL_NAME:
         return [], [f"{CONFIG} {previous.config_name}"]
     removable = [Resource(CONFIG, previous.config_name)]
     kept = []

@@ -67,6 +67,9 @@ class DeploySettings:
     autoscale: Autoscale | None = None  # Application Auto Scaling of the instances
     data_capture: DataCapture | None = None  # set this capture (else an update keeps the live one)
     drop_data_capture: bool = False  # --no-data-capture: an update drops the live capture
+    keep_releases: int = 3  # configs and models of the last N releases stay (for --rollback)
+    release_action: str | None = None  # "rollback" or "history": no package, the endpoint's own
+    to_release: int | None = None  # --to-release K (None: the previous release)
     # Local mode only: where local endpoints are recorded, and what the server inherits.
     state_dir: Path | None = None
     server_env: tuple[tuple[str, str], ...] = ()

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 DEFAULT_INSTANCE_TYPE = "ml.c5.2xlarge"
 DEFAULT_TIMEOUT = 1800.0
+DEFAULT_KEEP_RELEASES = 3
+ROLLBACK, HISTORY = "rollback", "history"  # the release actions (no package: -e names the endpoint)
 LOCAL_INSTANCE_TYPE = "local"
 RECOMMENDED_TYPES = "ml.c5.2xlarge or ml.c5.xlarge for production, ml.t2.medium for tests"
 MAX_TAGS = 50
@@ -355,7 +357,8 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
     """Validate in order of cost; the first AWS call comes after this returns. `sources` says
     where each option's value came from (the parser's `value_sources`): serverless refuses an
     instance type or count that was given, not one that is the default."""
-    parsed = _package_source(args)
+    release_action = _release_action(args)
+    parsed = None if release_action else _package_source(args)
     from utils.env_validation import get_env_var, validate_env_vars
 
     validate_stack(args.stack)
@@ -388,7 +391,9 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
     _check_output_file(args.output_file)
     smoke = load_smoke_test(args.smoke_test_data) if args.smoke_test_data else None
     local = args.instance_type == LOCAL_INSTANCE_TYPE
-    required = ["AWS_REGION"] if local else ["AWS_REGION", "SAGEMAKER_EXECUTION_ROLE_ARN"]
+    # A rollback re-uses a release's config and model: it creates nothing that needs the role.
+    required = (["AWS_REGION"] if local or release_action
+                else ["AWS_REGION", "SAGEMAKER_EXECUTION_ROLE_ARN"])
     values = validate_env_vars(required, env)
     if parsed is not None:
         check_arn_region(parsed, values["AWS_REGION"])
@@ -408,7 +413,29 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
         rollback_alarms=tuple(dict.fromkeys(args.rollback_alarm or ())), tags=tags,
         smoke_test=smoke, name_was_generated=generated, serverless=serverless,
         autoscale=autoscale, data_capture=data_capture, drop_data_capture=drop_capture,
-        **(_local_settings(env) if local else {}))
+        keep_releases=args.keep_releases, release_action=release_action,
+        to_release=args.to_release, **(_local_settings(env) if local else {}))
+
+
+def _release_action(args: Any) -> str | None:
+    """--rollback / --to-release / --history: act on an endpoint's releases, not on a package."""
+    history, to_release = getattr(args, "history", False), getattr(args, "to_release", None)
+    rollback = getattr(args, "rollback", False) or to_release is not None
+    if not (rollback or history):
+        return None
+    action = HISTORY if history else ROLLBACK
+    if rollback and history:
+        raise ValidationError("Give either --rollback or --history, not both",
+                              hint="--history lists the releases; --rollback switches to one.")
+    if args.model_package_arn or args.model_package_group:
+        raise ValidationError(
+            f"--{action} takes no model package: it acts on the endpoint's own releases",
+            hint="Drop --model-package-arn/--model-package-group (and MODEL_PACKAGE_ARN/"
+                 "MODEL_PACKAGE_GROUP), or deploy the package without --" + action + ".")
+    if args.endpoint_name is None:
+        raise ValidationError(f"--{action} needs the endpoint: pass --endpoint-name "
+                              "(env ENDPOINT_NAME)", hint=f"python deploy-model.py -e NAME --{action}")
+    return action
 
 
 def _local_settings(env: Mapping[str, str]) -> dict:

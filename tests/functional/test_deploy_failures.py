@@ -197,7 +197,9 @@ def test_update_switches_config_blue_green_and_removes_the_superseded(aws, env, 
     # plan +1, then the watch's describes 2 and 3 show Updating: the lines appear meanwhile
     aws.log_at("qc-live", aws.describes_of("qc-live") + 3,
                ["Starting gunicorn", "Booting worker with pid: 18"])
-    assert deploy(aws, env, "-e", "qc-live", "--tag", "release=42", "--json") == 0
+    # releases are kept (--keep-releases, default 3): keeping one removes the one it replaced
+    assert deploy(aws, env, "-e", "qc-live", "--tag", "release=42", "--keep-releases", "1",
+                  "--json") == 0
     captured = capsys.readouterr()
     doc = one_json_document(captured.out)
     assert doc["action"] == "updated" and doc["previous_endpoint_config_name"] == old_config

@@ -109,3 +109,94 @@ def test_no_git_repository_records_none(tmp_path):
     from modules.deploy_releases import git_commit
 
     assert git_commit(tmp_path) == "none"
+
+
+# --- --keep-releases ----------------------------------------------------------------------------
+
+
+def configs(aws):
+    from tests.sagemaker_double import resources
+
+    return resources(aws.sagemaker)
+
+
+def test_updates_keep_the_last_n_releases_and_delete_older_ones(aws, env, capsys):
+    assert deploy(aws, env, "-e", "qc-rel") == 0
+    for _ in range(3):
+        aws.update_takes(1)
+        assert deploy(aws, env, "-e", "qc-rel", "--keep-releases", "2") == 0
+    kept = releases(aws)
+    assert [r.number for r in kept] == [4, 3]
+    state = configs(aws)
+    assert sorted(state["configs"]) == sorted(r.config_name for r in kept)
+    assert sorted(state["models"]) == sorted(m for r in kept for m in r.model_names)
+    assert "Removing release 2 of qc-rel (beyond the last 2)" in capsys.readouterr().out
+
+
+def test_default_keeps_three_and_env_keep_releases_is_read(aws, env, capsys):
+    assert deploy(aws, env, "-e", "qc-rel") == 0
+    for _ in range(3):
+        aws.update_takes(1)
+        assert deploy(aws, env, "-e", "qc-rel") == 0
+    assert [r.number for r in releases(aws)] == [4, 3, 2]
+    aws.update_takes(1)
+    assert deploy(aws, {**env, "KEEP_RELEASES": "1"}, "-e", "qc-rel") == 0
+    assert [r.number for r in releases(aws)] == [5]
+    assert len(configs(aws)["configs"]) == 1
+
+
+def test_an_older_release_that_another_run_retagged_is_left_alone(aws, env, capsys):
+    assert deploy(aws, env, "-e", "qc-rel") == 0
+    [first] = releases(aws)
+    sm = aws.sagemaker
+    model_arn = sm.describe_model(ModelName=first.model_names[0])["ModelArn"]
+    sm.add_tags(ResourceArn=model_arn, Tags=[{"Key": "DeployRunId", "Value": "someone-else"}])
+    aws.update_takes(1)
+    assert deploy(aws, env, "-e", "qc-rel", "--keep-releases", "1") == 0
+    state = configs(aws)
+    assert first.config_name not in state["configs"]  # proven ours: deleted
+    assert first.model_names[0] in state["models"]  # no longer carries its run id: kept
+
+
+def test_a_config_the_endpoint_serves_is_never_pruned_even_if_old(aws, env, capsys):
+    from modules.deploy_releases import configs_to_keep
+    from modules.deploy_releases import Release
+
+    def release(number, config):
+        return Release(number, config, (), None, None, None, None, None, None, None)
+
+    history = [release(3, "c3"), release(2, "c2"), release(1, "c1")]
+    assert configs_to_keep(history, 1, "c1") == {"c1"}
+    assert configs_to_keep(history, 2, "c1") == {"c1", "c3"}
+    # a rollback release re-uses a config: it takes no second place
+    assert configs_to_keep([release(4, "c2"), *history], 2, "c2") == {"c2", "c3"}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+@pytest.mark.parametrize("given_by", ["flag", "env"])
+def test_keep_releases_is_validated_before_any_aws_call(aws, env, capsys, value, given_by):
+    before = dict(aws.calls)
+    args = ["--keep-releases", value] if given_by == "flag" else []
+    env = env if given_by == "flag" else {**env, "KEEP_RELEASES": value}
+    with pytest.raises(SystemExit) as exit_info:
+        deploy(aws, env, "-e", "qc-rel", *args)
+    assert exit_info.value.code == 2
+    assert "--keep-releases" in capsys.readouterr().err
+    assert aws.calls == before  # nothing reached SageMaker
+
+
+# --- failed attempts ----------------------------------------------------------------------------
+
+
+def test_failed_updates_are_recorded_on_the_endpoint_the_last_three(aws, env, capsys):
+    from modules.deploy_releases import read_history
+
+    assert deploy(aws, env, "-e", "qc-rel") == 0
+    for _ in range(4):
+        aws.update_takes(1, outcome="RolledBack", failure_reason="ping failed")
+        assert deploy(aws, env, "-e", "qc-rel") == 4
+    history = read_history(aws.sagemaker, "qc-rel")
+    assert len(history.failed) == 3
+    assert {f.status for f in history.failed} == {"InService"}  # rolled back by SageMaker
+    assert all(f.version == "1" and f.caller.startswith("arn:aws:sts::") for f in history.failed)
+    assert history.live.number == 1
