@@ -159,8 +159,7 @@ def test_an_older_release_that_another_run_retagged_is_left_alone(aws, env, caps
 
 
 def test_a_config_the_endpoint_serves_is_never_pruned_even_if_old(aws, env, capsys):
-    from modules.deploy_releases import configs_to_keep
-    from modules.deploy_releases import Release
+    from modules.deploy_releases import Release, configs_to_keep
 
     def release(number, config):
         return Release(number, config, (), None, None, None, None, None, None, None)
