@@ -120,7 +120,8 @@ def test_update_from_instances_to_serverless_and_back(aws, env, capsys):
     arn = register_package(aws.sagemaker)
     assert main(["-a", arn, "-e", "qc-dev"], env) == 0
     assert _variant(aws)["InstanceType"] == "ml.c5.2xlarge"
-    code = main(["-a", arn, "-e", "qc-dev", "--serverless-memory", "2048"], env)
+    code = main(["-a", arn, "-e", "qc-dev", "--serverless-memory", "2048", "--keep-releases", "1"],
+                env)
     assert code == 0, capsys.readouterr().err
     variant = _variant(aws)
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
@@ -128,10 +129,11 @@ def test_update_from_instances_to_serverless_and_back(aws, env, capsys):
     [request] = aws.update_requests
     assert request["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"][
         "Type"] == "ALL_AT_ONCE"
-    assert main(["-a", arn, "-e", "qc-dev", "-t", "ml.m5.large"], env) == 0
+    assert main(["-a", arn, "-e", "qc-dev", "-t", "ml.m5.large", "--keep-releases", "1"],
+                env) == 0
     variant = _variant(aws)
     assert (variant["InstanceType"], "ServerlessConfig" in variant) == ("ml.m5.large", False)
-    # Each update removed the config it superseded: one config and one model are left.
+    # Keeping one release, each update removed the config it superseded: one of each is left.
     state = resources(aws.sagemaker)
     assert (len(state["configs"]), len(state["models"])) == (1, 1)
 
