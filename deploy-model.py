@@ -28,7 +28,7 @@ from modules.scaling_settings import (  # noqa: E402
     DEFAULT_TARGET_INVOCATIONS,
     parse_range,
 )
-from modules.traffic_settings import DEFAULT_CAPTURE_PERCENT  # noqa: E402
+from modules.traffic_settings import DEFAULT_CAPTURE_PERCENT, parse_weights  # noqa: E402
 from utils import output  # noqa: E402
 from utils.cli import (  # noqa: E402
     EnvArgumentParser,
@@ -55,6 +55,10 @@ examples:
   python deploy-model.py -e qc-prod --rollback --dry-run
   python deploy-model.py -a "$(cat model_arn.txt)" -e qc-dev --serverless-memory 2048 \\
       --max-concurrency 10
+  python deploy-model.py -a "$(cat model_arn.txt)" -e qc-prod --add-variant challenger \\
+      --weight 10
+  python deploy-model.py -e qc-prod --set-weights AllTraffic=50,challenger=50
+  python deploy-model.py -e qc-prod --promote challenger
   python deploy-model.py -a "$(cat model_arn.txt)" -e qc-prod \\
       --data-capture s3://my-bucket/capture/qc-prod --capture-percent 20
 
@@ -129,6 +133,20 @@ def build_parser() -> EnvArgumentParser:
                             help="data capture: percent of the invocations captured (1-100)")
     parser.add_env_argument("--no-data-capture", env="NO_DATA_CAPTURE", action="store_true",
                             help="drop the live data capture on this update (otherwise kept)")
+    parser.add_env_argument("--add-variant", env="ADD_VARIANT", metavar="NAME",
+                            help="deploy the package as a new variant beside the live one(s) "
+                                 "(A/B test), with --weight")
+    parser.add_env_argument("--weight", env="VARIANT_WEIGHT", type=float, metavar="W",
+                            help="--add-variant: its weight, relative to the live variants' "
+                                 "(0: deployed, no traffic)")
+    parser.add_env_argument("--set-weights", env="SET_WEIGHTS", type=parse_weights,
+                            metavar="VARIANT=W,...",
+                            help="shift traffic between live variants, e.g. "
+                                 "champion=90,challenger=10 (no new fleet, no package needed)")
+    parser.add_env_argument("--promote", env="PROMOTE_VARIANT", metavar="VARIANT",
+                            help="make this variant the endpoint's only one (no package needed)")
+    parser.add_env_argument("--remove-variant", env="REMOVE_VARIANT", metavar="VARIANT",
+                            help="remove this variant from the endpoint (no package needed)")
     parser.add_env_argument("-s", "--stack", env="STACK", default=DEFAULT_STACK, metavar="NAME",
                             help="stack name: tags every resource, prefixes generated names")
     parser.add_env_argument("--tag", env="TAG", type=_tag, action="append",

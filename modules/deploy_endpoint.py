@@ -64,6 +64,7 @@ from modules.deploy_resources import (
 )
 from modules.deploy_scaling import ScalingRun, register_commands
 from modules.deploy_settings import DeploySettings
+from modules.deploy_variants import change_weights, package_resolver, plan_variant_change
 from modules.deploy_watch import (
     SmokeTestFailed,
     Timing,
@@ -73,6 +74,7 @@ from modules.deploy_watch import (
     watch_endpoint,
 )
 from modules.monitor_endpoint import MonitorResult, log_group_name
+from modules.traffic_settings import WEIGHTS
 from utils import output
 from utils.aws_errors import error_code, error_message, translate_botocore_error
 from utils.boto_session import create_clients, get_boto_session
@@ -103,8 +105,16 @@ def deploy_endpoint(settings: DeploySettings, *, timing: Timing | None = None) -
     session = get_boto_session(settings.region, settings.profile)
     sagemaker, logs, ecr, autoscaling = create_clients(session, "sagemaker", "logs", "ecr",
                                                        "application-autoscaling")
-    package = resolve_model_package(sagemaker, ecr, settings)
-    plan = plan_deployment(sagemaker, settings, package, timing.now(), autoscaling=autoscaling)
+    if settings.traffic is not None and settings.traffic.kind == WEIGHTS:
+        return change_weights(sagemaker, settings, timing)  # no new config: its own run
+    if settings.traffic is not None:
+        resolve = package_resolver(sagemaker, settings,
+                                   lambda: resolve_model_package(sagemaker, ecr, settings))
+        plan = plan_variant_change(sagemaker, settings, resolve, timing.now())
+    else:
+        package = resolve_model_package(sagemaker, ecr, settings)
+        plan = plan_deployment(sagemaker, settings, package, timing.now(),
+                               autoscaling=autoscaling)
     show_plan(plan)
     if settings.dry_run:
         output.print_success("Dry run: nothing was created or changed")
@@ -451,7 +461,8 @@ class DeployRun:
                     None if self.plan.is_create else self.plan.strategy_name)}
 
     def new_resources(self) -> list[Resource]:
-        return [Resource(CONFIG, self.plan.config_name), Resource(MODEL, self.plan.model_name)]
+        model = [Resource(MODEL, self.plan.model_name)] if self.plan.new_model else []
+        return [Resource(CONFIG, self.plan.config_name), *model]
 
     def release_facts(self) -> ReleaseFacts:
         (sts,) = create_clients(self.session, "sts")

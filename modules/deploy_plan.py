@@ -33,7 +33,7 @@ from modules.deploy_validation import (
     TAG_STACK,
 )
 from modules.monitor_endpoint import log_group_name
-from modules.traffic_settings import capture_summary
+from modules.traffic_settings import TrafficChange, capture_summary
 from utils import output
 from utils.aws_errors import ACCESS_DENIED_CODES, error_code, error_message
 from utils.endpoint_operations import BUSY_STATUSES, describe_endpoint, is_not_found
@@ -69,6 +69,11 @@ class Variant:
             variant.update(InitialInstanceCount=self.instance_count,
                            InstanceType=self.instance_type)
         return variant
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "model_name": self.model_name, "weight": self.weight,
+                "instance_type": self.instance_type, "instance_count": self.instance_count,
+                "serverless": self.serverless_summary()}
 
     def serverless_summary(self) -> dict[str, Any] | None:
         if self.serverless is None:
@@ -124,6 +129,8 @@ class DeployPlan:
     scaling: ScalingPlan | None = None  # autoscaling: what it does, around an update too
     data_capture: dict | None = None  # the new config's DataCaptureConfig
     capture_decision: str | None = None  # deploy_traffic: set, kept (from the live config), dropped
+    new_model: bool = True  # False: the config rearranges live models (promote, remove a variant)
+    traffic: TrafficChange | None = None  # modules/deploy_variants.py: the variant change
 
     @property
     def is_create(self) -> bool:
@@ -160,6 +167,8 @@ class DeployPlan:
             "serverless": variant.serverless_summary(),
             "autoscaling": self.scaling.summary() if self.scaling else None,
             "data_capture": capture_summary(self.data_capture),
+            "variants": [v.summary() for v in self.variants],
+            "traffic": self.traffic.summary() if self.traffic else None,
         }
 
 
@@ -222,15 +231,7 @@ def plan_deployment(sagemaker: Any, settings: DeploySettings, package: PackageIn
     right; without it an update plans none."""
     run_id = run_id or new_run_id(now)
     name = resource_name(settings.endpoint_name, run_id)
-    common = dict(
-        run_id=run_id, endpoint_name=settings.endpoint_name, config_name=name, package=package,
-        tags=resource_tags(settings, package.arn, run_id), region=settings.region,
-        role_arn=settings.role_arn or "", timeout=settings.timeout,
-        poll_interval=settings.poll_interval, monitor=settings.monitor,
-        rollback=settings.rollback, keep_previous=settings.keep_previous,
-        keep_releases=settings.keep_releases,
-        smoke_test=settings.smoke_test, strategy_name=settings.strategy.name,
-        rollback_alarms=settings.rollback_alarms, name_was_generated=settings.name_was_generated)
+    common = plan_fields(settings, package, run_id)
     current = describe_endpoint(sagemaker, settings.endpoint_name)
     if current is None:
         variant = _variant(settings, VARIANT_NAME, name)
@@ -258,6 +259,20 @@ def _pending(sagemaker: Any, autoscaling: Any, current: dict, variant_name: str)
         return None
     tags = sagemaker.list_tags(ResourceArn=current["EndpointArn"]).get("Tags", [])
     return pending_scaling({t.get("Key", ""): t.get("Value", "") for t in tags}, variant_name)
+
+
+def plan_fields(settings: DeploySettings, package: PackageInfo, run_id: str) -> dict[str, Any]:
+    """The fields every plan of this run takes from its settings (names, tags, watching)."""
+    return dict(
+        run_id=run_id, endpoint_name=settings.endpoint_name,
+        config_name=resource_name(settings.endpoint_name, run_id), package=package,
+        tags=resource_tags(settings, package.arn, run_id), region=settings.region,
+        role_arn=settings.role_arn or "", timeout=settings.timeout,
+        poll_interval=settings.poll_interval, monitor=settings.monitor,
+        rollback=settings.rollback, keep_previous=settings.keep_previous,
+        keep_releases=settings.keep_releases,
+        smoke_test=settings.smoke_test, strategy_name=settings.strategy.name,
+        rollback_alarms=settings.rollback_alarms, name_was_generated=settings.name_was_generated)
 
 
 def _scaling(autoscaling: Any, settings: DeploySettings, variant: Variant,
@@ -329,7 +344,9 @@ def current_variant_name(current: dict) -> str:
         names = ", ".join(v.get("VariantName", "?") for v in variants)
         raise AwsError(f"Endpoint {current['EndpointName']} serves {len(variants)} variants "
                        f"({names}); deploy-model updates single-variant endpoints only",
-                       hint="Deploy to a new --endpoint-name, or update it with the AWS console.")
+                       hint=["Change its variants one at a time: --promote VARIANT (then deploy "
+                             "to it), --remove-variant, --set-weights or --add-variant.",
+                             "Or deploy to a new --endpoint-name."])
     return variants[0].get("VariantName", VARIANT_NAME) if variants else VARIANT_NAME
 
 

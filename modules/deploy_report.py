@@ -107,6 +107,8 @@ def show_plan(plan: DeployPlan) -> None:
         pairs["Replaces config"] = plan.previous_config or "(none)"
         if plan.rollback_alarms:
             pairs["Rollback alarms"] = ", ".join(plan.rollback_alarms)
+    if len(plan.variants) > 1 or plan.traffic is not None:
+        pairs.update(variant_lines(plan))
     if plan.data_capture or plan.capture_decision:
         pairs["Data capture"] = capture_line(plan)
     if plan.scaling is not None:
@@ -122,6 +124,18 @@ def show_plan(plan: DeployPlan) -> None:
     if plan.is_create and (plan.rollback_alarms or plan.strategy_name != "all-at-once"):
         output.print_info("A new endpoint starts on its config directly: --deployment-strategy "
                           "and --rollback-alarm apply to later updates.")
+
+
+def variant_lines(plan: DeployPlan) -> dict[str, str]:
+    """Every variant of the new config with its share of the traffic."""
+    total = sum(v.weight for v in plan.variants) or 1.0
+    lines = {"Change": f"--{plan.traffic.kind} {plan.traffic.variant}" if plan.traffic else ""}
+    for variant in plan.variants:
+        new = " (new model)" if plan.new_model and variant.model_name == plan.model_name else ""
+        lines[f"Variant {variant.name}"] = (
+            f"weight {variant.weight:g} ({100 * variant.weight / total:.0f} %), "
+            f"{variant.describe()}, model {variant.model_name}{new}")
+    return {key: value for key, value in lines.items() if value}
 
 
 def capture_line(plan: DeployPlan) -> str:

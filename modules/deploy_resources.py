@@ -204,6 +204,8 @@ def create(sagemaker: Any, resources: RunResources, resource: Resource, run_id: 
 
 
 def create_model(sagemaker: Any, plan: DeployPlan, resources: RunResources) -> None:
+    if not plan.new_model:
+        return  # the new config rearranges models the endpoint serves already
     output.print_info(f"Creating model {plan.model_name}")
     create(sagemaker, resources, Resource(MODEL, plan.model_name), plan.run_id,
            ExecutionRoleArn=plan.role_arn, Containers=[{"ModelPackageName": plan.package.arn}],
@@ -227,9 +229,11 @@ def start_endpoint(sagemaker: Any, plan: DeployPlan, resources: RunResources) ->
                         plan.run_id, EndpointConfigName=plan.config_name, Tags=plan.aws_tags)
         return answer.get("EndpointArn")
     output.print_info(f"Updating endpoint {plan.endpoint_name} to config {plan.config_name}")
+    # No DeploymentConfig when the variant names change: SageMaker's guardrails need them kept.
+    guardrails = ({"DeploymentConfig": plan.deployment_config} if plan.deployment_config
+                  else {})
     sagemaker.update_endpoint(EndpointName=plan.endpoint_name,
-                              EndpointConfigName=plan.config_name,
-                              DeploymentConfig=plan.deployment_config,
+                              EndpointConfigName=plan.config_name, **guardrails,
                               **(plan.scaling.update_options() if plan.scaling else {}))
     return plan.endpoint_arn
 
@@ -349,8 +353,9 @@ def superseded_resources(sagemaker: Any, plan: DeployPlan) -> tuple[list[Resourc
         return [], [f"{CONFIG} {previous.config_name}"]
     removable = [Resource(CONFIG, previous.config_name)]
     kept = []
+    serving = {variant.model_name for variant in plan.variants}  # an A/B config keeps some
     for model in previous.models:
-        if model == plan.model_name:
+        if model == plan.model_name or model in serving:
             continue
         arn = resource_arn(sagemaker, Resource(MODEL, model))
         if arn and created_by_tool(sagemaker, arn):

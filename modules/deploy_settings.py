@@ -10,7 +10,7 @@ from pathlib import Path
 
 from modules.deploy_validation import DEFAULT_TIMEOUT, LOCAL_INSTANCE_TYPE
 from modules.scaling_settings import Autoscale, Serverless
-from modules.traffic_settings import DataCapture
+from modules.traffic_settings import DataCapture, TrafficChange
 from utils.names import DEFAULT_STACK
 
 # Only these variables of the caller's environment reach a local model server: on SageMaker the
@@ -70,6 +70,7 @@ class DeploySettings:
     keep_releases: int = 3  # configs and models of the last N releases stay (for --rollback)
     release_action: str | None = None  # "rollback" or "history": no package, the endpoint's own
     to_release: int | None = None  # --to-release K (None: the previous release)
+    traffic: TrafficChange | None = None  # add, re-weight, promote or remove a variant
     # Local mode only: where local endpoints are recorded, and what the server inherits.
     state_dir: Path | None = None
     server_env: tuple[tuple[str, str], ...] = ()

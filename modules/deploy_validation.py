@@ -358,7 +358,9 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
     where each option's value came from (the parser's `value_sources`): serverless refuses an
     instance type or count that was given, not one that is the default."""
     release_action = _release_action(args)
-    parsed = None if release_action else _package_source(args)
+    # --set-weights, --promote and --remove-variant rearrange live models: no package.
+    rearranging = bool(args.set_weights or args.promote or args.remove_variant)
+    parsed = None if release_action or rearranging else _package_source(args)
     from utils.env_validation import get_env_var, validate_env_vars
 
     validate_stack(args.stack)
@@ -379,10 +381,19 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
     # Before the strategy: canary on serverless is refused for what it is, not for its count.
     serverless, autoscale = scaling_from_args(args, sources or {})
     from modules.scaling_settings import check_serverless_allows
-    from modules.traffic_settings import capture_from_args
+    from modules.traffic_settings import ADD, capture_from_args, traffic_from_args
 
     data_capture, drop_capture = capture_from_args(args, sources or {})
-    check_serverless_allows(serverless, data_capture=data_capture is not None)
+    traffic = traffic_from_args(args, sources or {})
+    if traffic is not None and release_action:
+        raise ValidationError(f"--{release_action} and --{traffic.kind} exclude each other",
+                              hint="Run them one after the other.")
+    if traffic is not None and generated:
+        raise ValidationError(f"--{traffic.kind} needs the endpoint: pass --endpoint-name "
+                              "(env ENDPOINT_NAME)", hint=f"python deploy-model.py -e NAME "
+                                                          f"--{traffic.kind} ...")
+    check_serverless_allows(serverless, data_capture=data_capture is not None,
+                            variant_count=2 if traffic and traffic.kind == ADD else 1)
     strategy = validate_strategy(args.deployment_strategy, args.instance_count, args.step_size,
                                  args.step_wait)
     tags = tuple(args.tag or ())
@@ -414,7 +425,8 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
         smoke_test=smoke, name_was_generated=generated, serverless=serverless,
         autoscale=autoscale, data_capture=data_capture, drop_data_capture=drop_capture,
         keep_releases=args.keep_releases, release_action=release_action,
-        to_release=args.to_release, **(_local_settings(env) if local else {}))
+        to_release=args.to_release, traffic=traffic,
+        **(_local_settings(env) if local else {}))
 
 
 def _release_action(args: Any) -> str | None:

@@ -110,3 +110,148 @@ def capture_from_args(args: Any, sources: Mapping[str, str]) -> tuple[DataCaptur
                               "of the invocations", hint="Use --capture-percent between 1 and "
                                                          "100 (or --no-data-capture for none).")
     return DataCapture(destination, percent), False
+
+
+# ---------------------------------------------------------------------------------------------
+# Variants: one traffic change per run
+
+ADD, WEIGHTS, PROMOTE, REMOVE = "add-variant", "set-weights", "promote", "remove-variant"
+_CHANGE_FLAGS = ((ADD, "add_variant", "--add-variant"), (WEIGHTS, "set_weights", "--set-weights"),
+                 (PROMOTE, "promote", "--promote"), (REMOVE, "remove_variant", "--remove-variant"))
+_VARIANT_RULE = ("Variant names use letters, digits and hyphens, at most 63 characters, starting "
+                 "and ending with a letter or digit.")
+
+
+@dataclass(frozen=True)
+class TrafficChange:
+    """What this run does to an endpoint's variants (instead of replacing its one model)."""
+
+    kind: str  # ADD, WEIGHTS, PROMOTE or REMOVE
+    variant: str | None = None  # the variant added, promoted or removed
+    weight: float | None = None  # ADD: the new variant's weight
+    weights: tuple[tuple[str, float], ...] = ()  # WEIGHTS: variant -> weight, as asked
+
+    @property
+    def needs_package(self) -> bool:
+        """Only a new variant serves a package of its own; the others rearrange live models."""
+        return self.kind == ADD
+
+    @property
+    def new_variant_set(self) -> bool:
+        """A new config whose variant names differ from the live ones (no deployment guardrails)."""
+        return self.kind in (ADD, PROMOTE, REMOVE)
+
+    def summary(self) -> dict[str, Any]:
+        return {"change": self.kind, "variant": self.variant, "weight": self.weight,
+                "weights": dict(self.weights) or None}
+
+
+def parse_weights(raw: str) -> tuple[tuple[str, float], ...]:
+    """`champion=90,challenger=10` for argparse's `type=`; the values are checked later."""
+    pairs = []
+    for item in (part.strip() for part in raw.split(",")):
+        name, sep, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = None
+        if not item or not sep or not name.strip() or weight is None:
+            import argparse
+
+            raise argparse.ArgumentTypeError(
+                f"expected VARIANT=WEIGHT[,VARIANT=WEIGHT...], e.g. champion=90,challenger=10, "
+                f"got {raw!r}")
+        pairs.append((name.strip(), weight))
+    return tuple(pairs)
+
+
+def _check_variant_name(name: str, flag: str) -> str:
+    from utils.names import is_sagemaker_name
+
+    if not is_sagemaker_name(name):
+        raise ValidationError(f"Invalid {flag}: {name!r} is not a variant name", hint=_VARIANT_RULE)
+    return name
+
+
+def check_weight(weight: float, what: str) -> float:
+    import math
+
+    if not math.isfinite(weight) or weight < 0:
+        raise ValidationError(f"Invalid weight {weight} for {what}: weights are 0 or more "
+                              "(relative: 90 and 10 send 90 % and 10 %)",
+                              hint="0 keeps a variant deployed with no traffic (reach it with "
+                                   "test_endpoint.py --target-variant).")
+    return weight
+
+
+def check_weights(weights: tuple[tuple[str, float], ...]) -> None:
+    """Each weight 0 or more, each variant once, not all 0 (SageMaker would route nothing)."""
+    names = [name for name, _ in weights]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValidationError(f"Invalid --set-weights: {', '.join(twice)} given more than once",
+                              hint="Name each variant once.")
+    for name, weight in weights:
+        _check_variant_name(name, "--set-weights")
+        check_weight(weight, name)
+    # One weight of 0 may be right (the variants not named keep theirs; that is checked against
+    # the endpoint); several, all 0, is a mistake whatever the endpoint serves.
+    if len(weights) > 1 and all(weight == 0 for _, weight in weights):
+        raise ValidationError("Invalid --set-weights: every weight is 0, so no variant would "
+                              "get traffic", hint="Give at least one variant a weight above 0.")
+
+
+def traffic_from_args(args: Any, sources: Mapping[str, str]) -> TrafficChange | None:
+    """The one traffic change asked for, or None; a ValidationError for what cannot work."""
+    given = [(kind, flag) for kind, dest, flag in _CHANGE_FLAGS if getattr(args, dest)]
+    weight_given = sources.get("weight") in ("flag", "env")
+    if len(given) > 1:
+        raise ValidationError(f"{' and '.join(flag for _, flag in given)} exclude each other: "
+                              "one traffic change per run", hint="Run them one after the other.")
+    if not given:
+        if weight_given:
+            raise ValidationError("--weight needs --add-variant NAME",
+                                  hint="Shift the traffic of live variants with --set-weights "
+                                       "champion=90,challenger=10.")
+        return None
+    (kind, flag), = given
+    if kind != ADD and weight_given:
+        raise ValidationError(f"--weight goes with --add-variant, not {flag}",
+                              hint="Use --set-weights VARIANT=WEIGHT,... for live variants.")
+    if kind == WEIGHTS:
+        check_weights(args.set_weights)
+        change = TrafficChange(WEIGHTS, weights=tuple(args.set_weights))
+    elif kind == ADD:
+        if not weight_given:
+            raise ValidationError("--add-variant needs --weight W (its share, relative to the "
+                                  "live variants' weights)",
+                                  hint="E.g. --weight 10 beside a champion of weight 90; 0 adds "
+                                       "it with no traffic.")
+        name = _check_variant_name(args.add_variant, flag)
+        change = TrafficChange(ADD, name, weight=check_weight(args.weight, name))
+    else:
+        change = TrafficChange(kind, _check_variant_name(getattr(args, _dest(kind)), flag))
+    _refuse_guardrails(args, change, flag)
+    return change
+
+
+def _dest(kind: str) -> str:
+    return next(dest for k, dest, _ in _CHANGE_FLAGS if k == kind)
+
+
+def _refuse_guardrails(args: Any, change: TrafficChange, flag: str) -> None:
+    """SageMaker's deployment guardrails (canary, linear, rollback alarms) need the new config
+    to keep the old variant names; a weight change has no new fleet to shift to at all."""
+    guarded = [f for f, used in (("--deployment-strategy " + args.deployment_strategy,
+                                  args.deployment_strategy != "all-at-once"),
+                                 ("--rollback-alarm", bool(args.rollback_alarm))) if used]
+    if guarded:
+        raise ValidationError(
+            f"{flag} cannot be combined with {', '.join(guarded)}: SageMaker's deployment "
+            "guardrails need an update that keeps the variant names",
+            hint="Drop them; the change itself is watched, verified and rolled back by "
+                 "deploy-model.")
+    if change.kind == WEIGHTS and args.smoke_test_data:
+        raise ValidationError("--set-weights starts no new model to smoke-test",
+                              hint="Test a variant with: python test_endpoint.py -e <endpoint> "
+                                   "-d <request.json> --target-variant <variant>")

@@ -8,7 +8,13 @@ manager, so it works in-process under `mock_aws` and over HTTP with `ThreadedMot
 - UpdateEndpoint (moto raises NotImplementedError): the endpoint goes `Updating`, keeps its old
   config while updating, and after N DescribeEndpoint calls either switches to the new config
   (success) or, as SageMaker does when an update fails, returns to `InService` on the OLD config
-  with `FailureReason` set; or ends `UpdateRollbackFailed`. Variant names must stay the same.
+  with `FailureReason` set; or ends `UpdateRollbackFailed`. With a DeploymentConfig (deployment
+  guardrails) the variant names must stay the same; without one they may change.
+- UpdateEndpointWeightsAndCapacities (moto applies it at once and wipes the instance counts it
+  was not given): the endpoint goes `Updating` and after N describes serves the new weights
+  (counts kept), or (`weights_update_takes(..., "RolledBack")`) returns to InService on the old
+  weights with FailureReason set. Refused, as SageMaker does, while the endpoint is not
+  InService, for a variant it does not serve, or a variant named twice.
 - CreateEndpoint that stays `Creating` for N describes and then ends `InService` or `Failed`.
 - DeleteEndpoint refused while `Creating` (optional), and deletion that takes N describes.
 - DescribeEndpoint throttled K times (`ThrottlingException`, which botocore's retry config
@@ -106,6 +112,7 @@ class _Transition:
     new_config: str | None = None  # set: switch to this config when the transition lands
     retained_counts: dict[str, int] | None = None  # variant -> desired count the update keeps
     remove: bool = False  # deletion completes
+    weights: dict[str, float] | None = None  # variant -> weight the weight change lands
 
 
 @dataclass
@@ -135,6 +142,8 @@ class SageMakerDouble:
     def __post_init__(self) -> None:
         self._create_scripts: dict[str | None, _Script] = {}
         self._update_scripts: list[_Script] = []
+        self._weight_scripts: list[_Script] = []
+        self.weight_requests: list[list[dict]] = []
         self._transitions: dict[str, _Transition] = {}
         self._describes: collections.Counter = collections.Counter()
         self._logs: dict[str, list[_LogDrop]] = collections.defaultdict(list)
@@ -161,6 +170,12 @@ class SageMakerDouble:
         new config), "RolledBack" (InService on the old config, FailureReason set),
         "UpdateRollbackFailed" or "Failed"."""
         self._update_scripts.append(_Script(describes, outcome, failure_reason))
+
+    def weights_update_takes(self, describes: int, outcome: str = "InService",
+                             failure_reason: str | None = None) -> None:
+        """The next UpdateEndpointWeightsAndCapacities shows Updating for `describes` calls, then
+        "InService" (on the new weights) or "RolledBack" (InService on the old weights)."""
+        self._weight_scripts.append(_Script(describes, outcome, failure_reason))
 
     def throttle_describe(self, times: int, after: int = 0) -> None:
         """Answer the `times` DescribeEndpoint calls that follow the next `after` ones with
@@ -229,7 +244,8 @@ class SageMakerDouble:
         double = self
         names = ("create_endpoint", "describe_endpoint", "delete_endpoint", "update_endpoint",
                  "call_action", "delete_model_package", "delete_model_package_group",
-                 "create_model", "create_endpoint_config", "add_tags")
+                 "create_model", "create_endpoint_config", "add_tags",
+                 "update_endpoint_weights_and_capacities")
         # What the class itself defines, to restore; and what it resolves to (maybe inherited).
         self._saved = {name: SageMakerResponse.__dict__.get(name) for name in names}
         originals = {name: getattr(SageMakerResponse, name, None) for name in names}
@@ -284,7 +300,11 @@ class SageMakerDouble:
         def add_tags(response: SageMakerResponse) -> Any:
             return double._on_add_tags(response)
 
+        def update_weights(response: SageMakerResponse) -> Any:
+            return double._on_update_weights(response)
+
         SageMakerResponse.call_action = call_action
+        SageMakerResponse.update_endpoint_weights_and_capacities = update_weights
         SageMakerResponse.add_tags = add_tags
         SageMakerResponse.delete_model_package = delete_model_package
         SageMakerResponse.delete_model_package_group = delete_model_package_group
@@ -431,6 +451,10 @@ class SageMakerDouble:
                 kept = (transition.retained_counts or {}).get(summary["VariantName"])
                 if kept is not None and "DesiredInstanceCount" in summary:
                     summary["CurrentInstanceCount"] = summary["DesiredInstanceCount"] = kept
+        for summary in endpoint.production_variants:
+            if transition.weights and summary["VariantName"] in transition.weights:
+                summary["CurrentWeight"] = summary["DesiredWeight"] = transition.weights[
+                    summary["VariantName"]]
         endpoint.endpoint_status = transition.status
         endpoint.failure_reason = transition.failure_reason
 
@@ -478,9 +502,10 @@ class SageMakerDouble:
                                           f"'{config_name}'.")
         old = sorted(v["VariantName"] for v in endpoint.production_variants)
         new = sorted(v["VariantName"] for v in config.production_variants)
-        if old != new:
+        if old != new and response._get_param("DeploymentConfig"):
             raise ValidationError(message=f"Variant names {new} differ from the endpoint's {old}; "
-                                          "a blue/green update keeps them")
+                                          "a blue/green update with a DeploymentConfig keeps "
+                                          "them")
         self._refuse_changing_scaled_variants(backend, name, config)
         script = self._update_scripts.pop(0) if self._update_scripts else _Script(1, "InService",
                                                                                     None)
@@ -495,6 +520,35 @@ class SageMakerDouble:
             transition = _Transition(script.describes, script.outcome, script.failure_reason,
                                      new_config=config_name)
         self._transitions[name] = transition
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    def _on_update_weights(self, response: SageMakerResponse) -> Any:
+        backend = response.sagemaker_backend
+        name = response._get_param("EndpointName")
+        desired = response._get_param("DesiredWeightsAndCapacities") or []
+        self.weight_requests.append(desired)
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            raise ValidationError(message=f"Could not find endpoint '{name}'.")
+        if endpoint.endpoint_status != "InService":
+            raise ValidationError(message=f"Cannot update in-progress endpoint '{name}'.")
+        serving = [v["VariantName"] for v in endpoint.production_variants]
+        asked = [item.get("VariantName") for item in desired]
+        unknown = [n for n in asked if n not in serving]
+        if unknown or len(set(asked)) != len(asked):
+            raise ValidationError(message=f"The variant name(s) {unknown or asked} is/are not "
+                                          f"present or not unique within endpoint '{name}'.")
+        script = self._weight_scripts.pop(0) if self._weight_scripts else _Script(1, "InService",
+                                                                                    None)
+        endpoint.endpoint_status = "Updating"
+        weights = {item["VariantName"]: float(item["DesiredWeight"]) for item in desired
+                   if "DesiredWeight" in item}
+        if script.outcome == "InService":
+            self._transitions[name] = _Transition(script.describes, "InService", weights=weights)
+        else:
+            self._transitions[name] = _Transition(
+                script.describes, "InService",
+                script.failure_reason or "Weight change failed; rolled back")
         return ActionResult({"EndpointArn": endpoint.arn})
 
     def _scaled_variants(self, endpoint_name: str) -> list[str]:
