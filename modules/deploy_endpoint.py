@@ -621,7 +621,7 @@ class DeployRun:
         base = translate_botocore_error(exc) or DeployModelError(
             f"Unexpected internal error: {type(exc).__name__}: {exc}",
             hint="Re-run with --debug for a traceback and report it as a bug.")
-        why = f"{error_code(exc) or type(exc).__name__} stopped the deploy"
+        why = stop_reason(exc)
         report, details = self.policy.stopped(self, why, force=False, refused=refused)
         raise self._with_interrupt(AwsStepFailed(base, facts=self._facts(report=report),
                                                  details=details), report) from exc
@@ -723,6 +723,15 @@ class DeployRun:
             "Reproduce on this machine, where errors show at once: python deploy-model.py -a "
             f"{self.plan.package.arn} -t local -e {self.plan.endpoint_name}-local",
             "Fix, re-package (python utils/package-model.py) and deploy the new version."]
+
+
+def stop_reason(exc: Exception) -> str:
+    """What stopped a run, naming the AWS call: a bare "500 stopped the deploy" said nothing."""
+    code = error_code(exc) or type(exc).__name__
+    operation = getattr(exc, "operation_name", None)
+    if not operation:
+        return f"{code} stopped the deploy"
+    return f"{operation} failed ({'HTTP ' if code.isdigit() else ''}{code})"
 
 
 def _sentence(text: str) -> str:

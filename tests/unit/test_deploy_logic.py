@@ -142,3 +142,16 @@ def test_no_console_url_for_an_emulated_sagemaker(monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
     emulated = boto3.client("sagemaker", region_name="ca-central-1")
     assert console_url("ca-central-1", "qc", emulated) is None
+
+
+def test_the_reason_a_run_stopped_names_the_aws_call():
+    from botocore.exceptions import ClientError
+
+    from modules.deploy_endpoint import stop_reason
+
+    html_500 = ClientError({"Error": {"Code": "500", "Message": "<html>"}}, "UpdateEndpoint")
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}},
+                         "CreateEndpoint")
+    assert stop_reason(html_500) == "UpdateEndpoint failed (HTTP 500)"
+    assert stop_reason(denied) == "CreateEndpoint failed (AccessDeniedException)"
+    assert stop_reason(RuntimeError("boom")) == "RuntimeError stopped the deploy"
