@@ -271,7 +271,7 @@ def run(body: Callable[[], int], *, debug: bool = False) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, what a shell reports for `... | head`
+EXIT_BROKEN_PIPE = int(ExitCode.BROKEN_PIPE)  # 128 + SIGPIPE, what a shell reports for `| head`
 
 
 def _reader_went_away() -> int:

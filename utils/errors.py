@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     DEPLOY_FAILED = 4
     TIMEOUT = 5
     INTERRUPTED = 130
+    BROKEN_PIPE = 141  # stdout closed early (`... | head`): stopped quietly
     TERMINATED = 143
 
 
@@ -30,6 +31,7 @@ exit codes:
   4    deployment failed, or an answer broke the inference contract
   5    timeout
   130  interrupted (Ctrl-C)
+  141  output pipe closed early (e.g. piped into head)
   143  terminated (SIGTERM)"""
 
 

@@ -20,3 +20,10 @@ def test_output_into_head_stops_quietly():
     assert result.stdout == "x" * 200 + "\n"
     assert result.returncode == 141, result.stderr
     assert result.stderr == ""
+
+
+def test_the_broken_pipe_exit_code_is_in_every_scripts_exit_code_table():
+    from utils.errors import EXIT_CODES_HELP, ExitCode
+
+    assert ExitCode.BROKEN_PIPE == 141
+    assert "141  output pipe closed early" in EXIT_CODES_HELP
