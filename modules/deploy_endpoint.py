@@ -30,13 +30,18 @@ from modules.deploy_package import (
     latest_approved_package_arn,
     resolve_model_package,
 )
-from modules.deploy_plan import CREATE, UPDATE, DeployPlan, plan_deployment
+from modules.deploy_plan import CREATE, UPDATE, DeployPlan, plan_deployment, plan_rollback
 from modules.deploy_releases import (
     ReleaseFacts,
+    choose_rollback_target,
+    print_history,
     prune_releases,
+    read_history,
     record_failure,
     record_release,
+    record_rollback_release,
     release_facts,
+    rollback_package,
 )
 from modules.deploy_report import (
     AwsStepFailed,
@@ -65,6 +70,7 @@ from modules.deploy_resources import (
 from modules.deploy_scaling import ScalingRun, register_commands
 from modules.deploy_settings import DeploySettings
 from modules.deploy_variants import change_weights, package_resolver, plan_variant_change
+from modules.deploy_validation import HISTORY, ROLLBACK
 from modules.deploy_watch import (
     SmokeTestFailed,
     Timing,
@@ -89,12 +95,13 @@ __all__ = ["DeployRun", "Timing", "deploy_endpoint", "deploy_local_endpoint", "r
 
 
 def run_deploy(settings: DeploySettings, timing: Timing | None = None) -> int:
-    """What deploy-model.py does after validation: deploy (or serve locally), then report."""
-    if settings.is_local:
-        result = deploy_local_endpoint(settings)
-    else:
-        result = deploy_endpoint(settings, timing=timing)
-    report(result, settings)
+    """What deploy-model.py does after validation: deploy (or serve locally), roll back or list
+    the releases, then report."""
+    if settings.release_action == HISTORY:
+        show_history(settings)
+        return int(ExitCode.OK)
+    runner = _RUNNERS[(settings.release_action, settings.is_local)]
+    report(runner(settings, timing), settings)
     return int(ExitCode.OK)
 
 
@@ -115,6 +122,35 @@ def deploy_endpoint(settings: DeploySettings, *, timing: Timing | None = None) -
         package = resolve_model_package(sagemaker, ecr, settings)
         plan = plan_deployment(sagemaker, settings, package, timing.now(),
                                autoscaling=autoscaling)
+    return _run_plan(plan, settings, (sagemaker, logs, autoscaling), session, timing, started)
+
+
+def rollback_endpoint(settings: DeploySettings, *, timing: Timing | None = None) -> dict:
+    """`--rollback [--to-release K]`: the endpoint back on a kept release's config, through the
+    same watched and verified update as a deploy (RollbackPolicy)."""
+    timing = timing or Timing()
+    started = timing.clock()
+    output.print_header(f"Rolling back SageMaker endpoint {settings.endpoint_name}")
+    session = get_boto_session(settings.region, settings.profile)
+    sagemaker, logs, autoscaling = create_clients(session, "sagemaker", "logs",
+                                                  "application-autoscaling")
+    target = choose_rollback_target(sagemaker, settings.endpoint_name, settings.to_release)
+    plan = plan_rollback(sagemaker, settings, target.current, release=target.release.number,
+                         config=target.config, package=rollback_package(target.release),
+                         tags=target.tags, now=timing.now(), autoscaling=autoscaling)
+    return _run_plan(plan, settings, (sagemaker, logs, autoscaling), session, timing, started)
+
+
+def show_history(settings: DeploySettings) -> None:
+    """`--history`: the endpoint's releases and failed attempts, read from AWS."""
+    session = get_boto_session(settings.region, settings.profile)
+    (sagemaker,) = create_clients(session, "sagemaker")
+    print_history(read_history(sagemaker, settings.endpoint_name))
+
+
+def _run_plan(plan: DeployPlan, settings: DeploySettings, clients: tuple[Any, Any, Any],
+              session: Any, timing: Timing, started: float) -> dict:
+    sagemaker, logs, autoscaling = clients
     show_plan(plan)
     if settings.dry_run:
         output.print_success("Dry run: nothing was created or changed")
@@ -124,6 +160,13 @@ def deploy_endpoint(settings: DeploySettings, *, timing: Timing | None = None) -
                                                                       sagemaker)}
     return DeployRun(plan, sagemaker, logs, session, timing, started,
                      autoscaling=autoscaling).execute()
+
+
+_RUNNERS = {
+    (None, False): lambda settings, timing: deploy_endpoint(settings, timing=timing),
+    (None, True): lambda settings, timing: deploy_local_endpoint(settings),
+    (ROLLBACK, False): lambda settings, timing: rollback_endpoint(settings, timing=timing),
+}
 
 
 def deploy_local_endpoint(settings: DeploySettings) -> dict:
@@ -185,6 +228,11 @@ class CreatePolicy:
 
     action, done, noun, busy_status = "create", "created", "creation", "Creating"
     watch_note = " and roll back)"
+
+    def create(self, run: DeployRun) -> None:
+        """The model and the config the endpoint is created on (or updated to)."""
+        create_model(run.sagemaker, run.plan, run.resources)
+        create_endpoint_config(run.sagemaker, run.plan, run.resources)
 
     def baseline_failure(self, run: DeployRun) -> str | None:
         return None
@@ -248,13 +296,14 @@ class UpdatePolicy(CreatePolicy):
         return run.point_back()
 
     def failed(self, run: DeployRun, outcome: MonitorResult) -> tuple[str, RollbackReport]:
+        return self.failure_message(run, outcome), run.remove_new_unless_in_use(outcome)
+
+    def failure_message(self, run: DeployRun, outcome: MonitorResult) -> str:
         name = run.plan.endpoint_name
         if outcome.status == "InService":
-            message = (f"The update of {name} failed; SageMaker rolled it back and it still "
-                       f"serves {outcome.config_name}")
-        else:
-            message = f"The update of {name} failed (status {outcome.status})"
-        return message, run.remove_new_unless_in_use(outcome)
+            return (f"The {self.noun} of {name} failed; SageMaker rolled it back and it still "
+                    f"serves {outcome.config_name}")
+        return f"The {self.noun} of {name} failed (status {outcome.status})"
 
     def timed_out(self, run: DeployRun, outcome: MonitorResult
                   ) -> tuple[list[str], list[str], RollbackReport]:
@@ -273,7 +322,40 @@ class UpdatePolicy(CreatePolicy):
         return run.leave_update_running()
 
 
-POLICIES = {"create": CreatePolicy(), "update": UpdatePolicy()}
+class RollbackPolicy(UpdatePolicy):
+    """Back to a kept release: the update path onto the release's existing config. The run
+    creates nothing, so it deletes nothing; a failure leaves the endpoint on what it served
+    (SageMaker's own update rollback; a failed smoke test points it back)."""
+
+    action, done, noun = "rollback", "rolled back", "rollback"
+
+    def create(self, run: DeployRun) -> None:
+        output.print_info(f"Re-using release {run.plan.rollback_to}: config "
+                          f"{run.plan.config_name}, model {run.plan.model_name}")
+
+    def accepted_leftovers(self, run: DeployRun) -> list[Resource]:
+        return []
+
+    def record(self, run: DeployRun) -> int | None:
+        return run.record_rollback_release()
+
+    def after_success(self, run: DeployRun) -> list[str]:
+        run.tag_updated_endpoint()
+        return run.prune_releases()
+
+    def smoke_failed(self, run: DeployRun) -> RollbackReport:
+        return run.point_back(remove_new=False)
+
+    def failed(self, run: DeployRun, outcome: MonitorResult) -> tuple[str, RollbackReport]:
+        return self.failure_message(run, outcome), RollbackReport()
+
+    def timed_out(self, run: DeployRun, outcome: MonitorResult
+                  ) -> tuple[list[str], list[str], RollbackReport]:
+        details, hints, _ = super().timed_out(run, outcome)
+        return details[:-1], hints, RollbackReport()  # nothing of this run's to remove
+
+
+POLICIES = {"create": CreatePolicy(), "update": UpdatePolicy(), "rollback": RollbackPolicy()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,8 +418,7 @@ class DeployRun:
 
     def _create_resources(self) -> None:
         try:
-            create_model(self.sagemaker, self.plan, self.resources)
-            create_endpoint_config(self.sagemaker, self.plan, self.resources)
+            self.policy.create(self)
             self.scaling.before_update()
             self.update_requested = not self.plan.is_create
             self.endpoint_arn = start_endpoint(self.sagemaker, self.plan, self.resources)
@@ -471,8 +552,15 @@ class DeployRun:
     def record_release(self) -> int | None:
         return record_release(self.sagemaker, self.plan, self.release_facts(), self.endpoint_arn)
 
+    def record_rollback_release(self) -> int | None:
+        return record_rollback_release(self.sagemaker, self.plan, self.release_facts(),
+                                       self.endpoint_arn)
+
     def record_failed_attempt(self, error: DeployModelError) -> None:
-        status = getattr(error, "facts", {}).get("status") or type(error).__name__
+        # e.g. "update-DeployFailedError:InService" (SageMaker rolled the update back)
+        kind = f"{self.policy.action}-{type(error).__name__}"
+        status = getattr(error, "facts", {}).get("status")
+        status = f"{kind}:{status}" if status else kind
         version = self.plan.package.version
         record_failure(self.sagemaker, self.endpoint_arn, self.plan.run_id, str(status),
                        "" if version is None else str(version), self.release_facts())
@@ -549,11 +637,11 @@ class DeployRun:
                   f"{self.plan.package.arn} -t local -e {self.plan.endpoint_name}-local",
                   *self._log_hints()]), report)
 
-    def point_back(self) -> RollbackReport:
+    def point_back(self, *, remove_new: bool = True) -> RollbackReport:
         """An update that InService does not prove: send the endpoint back to the old config,
-        then remove the new config and model."""
+        then remove the new config and model (a rollback's are a kept release: they stay)."""
         previous = self.plan.previous_config
-        new = self.new_resources()
+        new = self.new_resources() if remove_new else []
         if not self.plan.rollback:
             return RollbackReport(left=new, problem="--skip-rollback: the endpoint stays on the "
                                   f"new config; point it back with: aws sagemaker update-endpoint "
@@ -579,7 +667,7 @@ class DeployRun:
             return RollbackReport(left=new, problem=f"pointing back ended {waited.status} on "
                                   f"{(waited.description or {}).get('EndpointConfigName')}")
         output.print_info(f"{self.plan.endpoint_name} is InService on {previous} again")
-        return self._rollback(new, owner=self.plan.run_id)
+        return self._rollback(new, owner=self.plan.run_id) if new else RollbackReport()
 
     # -- failures ----------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from modules.deploy_scaling import ScalingPlan, pending_scaling, plan_scaling, r
 from modules.deploy_settings import DeploymentStrategy, DeploySettings, SmokeTest
 from modules.deploy_traffic import live_capture, planned_capture
 from modules.deploy_validation import (
+    ROLLBACK,
     TAG_ENDPOINT,
     TAG_MANAGED_BY,
     TAG_PACKAGE,
@@ -41,7 +42,7 @@ from utils.errors import AwsError
 from utils.names import MAX_NAME_LENGTH, TOOL_NAME
 
 VARIANT_NAME = "AllTraffic"
-CREATE, UPDATE = "create", "update"
+CREATE, UPDATE = "create", "update"  # and ROLLBACK (modules/deploy_validation.py)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class DeployPlan:
     name_was_generated: bool = False
     scaling: ScalingPlan | None = None  # autoscaling: what it does, around an update too
     data_capture: dict | None = None  # the new config's DataCaptureConfig
+    rollback_to: int | None = None  # a rollback: the release whose config it makes live again
     capture_decision: str | None = None  # deploy_traffic: set, kept (from the live config), dropped
     new_model: bool = True  # False: the config rearranges live models (promote, remove a variant)
     traffic: TrafficChange | None = None  # modules/deploy_variants.py: the variant change
@@ -251,6 +253,50 @@ def plan_deployment(sagemaker: Any, settings: DeploySettings, package: PackageIn
         scaling=_scaling(autoscaling, settings, variant, previous,
                          _pending(sagemaker, autoscaling, current, variant.name)),
         data_capture=capture, capture_decision=decision, **common)
+
+
+def plan_rollback(sagemaker: Any, settings: DeploySettings, current: dict, *, release: int,
+                  config: dict, package: PackageInfo, tags: tuple[tuple[str, str], ...],
+                  now: datetime, autoscaling: Any = None) -> DeployPlan:
+    """Switch the endpoint (`current`, as described) back to a release's existing `config`
+    (as described): the update path, blue/green on the same variant name, creating nothing."""
+    refuse_unless_updatable(current)
+    run_id = new_run_id(now)
+    variants = tuple(variant_of(v) for v in config.get("ProductionVariants", []))
+    if [v.name for v in variants] != [current_variant_name(current)]:
+        raise AwsError(f"Release {release} of {settings.endpoint_name} cannot be rolled back to: "
+                       f"its config {config['EndpointConfigName']} has variants "
+                       f"{', '.join(v.name for v in variants) or 'none'}, the endpoint "
+                       f"{current_variant_name(current)}", hint="A blue/green update keeps the "
+                       "variant name; deploy the package again instead.")
+    previous = read_previous(sagemaker, current)
+    return DeployPlan(
+        ROLLBACK, run_id=run_id, endpoint_name=settings.endpoint_name,
+        config_name=config["EndpointConfigName"], variants=variants, package=package,
+        tags=(*tags, (TAG_RUN_ID, run_id)), region=settings.region, role_arn="",
+        timeout=settings.timeout, poll_interval=settings.poll_interval, monitor=settings.monitor,
+        rollback=settings.rollback, keep_previous=settings.keep_previous,
+        keep_releases=settings.keep_releases, smoke_test=settings.smoke_test,
+        strategy_name=settings.strategy.name, rollback_alarms=settings.rollback_alarms,
+        deployment_config=deployment_config(settings.strategy, settings.rollback_alarms),
+        endpoint_arn=current.get("EndpointArn"), previous=previous,
+        scaling=_scaling(autoscaling, settings, variants[0], previous,
+                         _pending(sagemaker, autoscaling, current, variants[0].name)),
+        rollback_to=release)
+
+
+def variant_of(production_variant: dict) -> Variant:
+    """A Variant as an endpoint config describes it."""
+    serverless = production_variant.get("ServerlessConfig")
+    common = dict(name=production_variant["VariantName"],
+                  model_name=production_variant.get("ModelName", ""),
+                  weight=float(production_variant.get("InitialVariantWeight", 1.0)))
+    if serverless:
+        return Variant(**common, serverless=(serverless["MemorySizeInMB"],
+                                             serverless["MaxConcurrency"]),
+                       provisioned_concurrency=serverless.get("ProvisionedConcurrency"))
+    return Variant(**common, instance_type=production_variant.get("InstanceType"),
+                   instance_count=production_variant.get("InitialInstanceCount"))
 
 
 def _pending(sagemaker: Any, autoscaling: Any, current: dict, variant_name: str) -> Any:

@@ -31,6 +31,7 @@ from typing import Any
 
 from botocore import exceptions as bce
 
+from modules.deploy_package import PackageInfo
 from modules.deploy_plan import DeployPlan, resource_name_prefix
 from modules.deploy_resources import (
     CONFIG,
@@ -43,6 +44,9 @@ from modules.deploy_resources import (
     tags_of,
 )
 from modules.deploy_validation import (
+    RELEASE_TAG_BUDGET,
+    RELEASE_TAG_KEYS,
+    RELEASE_TAG_PREFIXES,
     TAG_ENDPOINT,
     TAG_MANAGED_BY,
     TAG_PACKAGE,
@@ -57,6 +61,7 @@ from modules.deploy_validation import (
 from utils import output
 from utils.aws_errors import error_message
 from utils.endpoint_operations import describe_endpoint
+from utils.errors import AwsError
 from utils.names import TOOL_NAME
 
 __all__ = ["Release", "ReleaseFacts", "kept_release_configs", "list_releases", "record_release",
@@ -384,3 +389,146 @@ def record_failure(sagemaker: Any, endpoint_arn: str | None, run_id: str, status
     except (bce.ClientError, bce.BotoCoreError) as exc:
         output.print_warning(f"Could not record the failed attempt on the endpoint "
                              f"({error_message(exc)})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rolling back
+
+
+@dataclass(frozen=True)
+class RollbackTarget:
+    release: Release
+    config: dict  # DescribeEndpointConfig of its config
+    current: dict  # DescribeEndpoint, as read when choosing
+    tags: tuple[tuple[str, str], ...]  # the config's own tags, less the release record's
+
+
+def choose_rollback_target(sagemaker: Any, endpoint_name: str,
+                           to_release: int | None) -> RollbackTarget:
+    """Release `to_release`, or the newest one on another config than the endpoint serves; its
+    config and models must still exist. Refused (nothing changed) otherwise."""
+    current = describe_endpoint(sagemaker, endpoint_name)
+    if current is None:
+        raise AwsError(f"Endpoint {endpoint_name} not found: there is nothing to roll back",
+                       hint="List the endpoints: aws sagemaker list-endpoints")
+    history = read_history(sagemaker, endpoint_name)
+    release = _target_release(history, to_release)
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=release.config_name)
+    missing = [m for m in release.model_names if resource_arn(sagemaker, Resource(MODEL, m)) is None]
+    if missing:
+        raise AwsError(f"Release {release.number} cannot be rolled back to: its model "
+                       f"{', '.join(missing)} no longer exists", hint=_choose_hint(endpoint_name))
+    record = _ConfigRecord(release.config_name, tags_of(sagemaker, config.get("EndpointConfigArn")))
+    return RollbackTarget(release, config, current, _plain_tags(record.tags))
+
+
+def _target_release(history: History, to_release: int | None) -> Release:
+    name, live = history.endpoint_name, history.live
+    if to_release is None:
+        earlier = [r for r in history.releases if r.config_name != history.live_config]
+        if not earlier:
+            raise AwsError(f"Endpoint {name} has no earlier release to roll back to",
+                           details=[f"Kept releases: {_numbers(history)}"],
+                           hint="Releases are kept with --keep-releases N (default 3); deploy "
+                                "a package again with -a ARN instead.")
+        return earlier[0]
+    release = history.release(to_release)
+    if release is None:
+        raise AwsError(f"Endpoint {name} has no release {to_release}",
+                       details=[f"Kept releases: {_numbers(history)}"],
+                       hint=_choose_hint(name))
+    if release.config_name == history.live_config:
+        now = f"release {live.number}" if live else f"config {history.live_config}"
+        raise AwsError(f"Endpoint {name} already serves release {to_release}'s config "
+                       f"{release.config_name} ({now})", hint=_choose_hint(name))
+    return release
+
+
+def _numbers(history: History) -> str:
+    return ", ".join(f"{r.number} ({r.state})" for r in history.releases) or "none"
+
+
+def _choose_hint(endpoint_name: str) -> str:
+    return (f"See the releases: python deploy-model.py -e {endpoint_name} --history; then "
+            "--rollback --to-release K")
+
+
+def _plain_tags(tags: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The config's tags without the release record and run id (the rollback sets its own)."""
+    return tuple((k, v) for k, v in tags.items()
+                 if k not in RELEASE_TAG_KEYS and k != TAG_RUN_ID
+                 and not k.startswith(RELEASE_TAG_PREFIXES))
+
+
+def rollback_package(release: Release) -> PackageInfo:
+    """The package as the release recorded it (it need not still be registered)."""
+    version = int(release.version) if (release.version or "").isdigit() else None
+    return PackageInfo(arn=release.package_arn or "", group="", version=version,
+                       approval_status="", package_status="", image=None, model_data_url=None,
+                       environment={"MODEL_SHA256": release.sha256 or ""})
+
+
+MAX_REAPPLIED_KEPT = RELEASE_TAG_BUDGET - len(RELEASE_TAG_KEYS)
+
+
+def record_rollback_release(sagemaker: Any, plan: DeployPlan, facts: ReleaseFacts,
+                            endpoint_arn: str | None) -> int | None:
+    """A verified rollback is the next release: `DeployRelease-<K>` on the re-used config
+    (the last few kept), `DeployRelease=<K>` on the endpoint."""
+    try:
+        number = next_release_number(sagemaker, plan.endpoint_name, endpoint_arn)
+        arn = resource_arn(sagemaker, Resource(CONFIG, plan.config_name))
+        sagemaker.add_tags(ResourceArn=arn, Tags=[{
+            "Key": f"{TAG_REAPPLIED_PREFIX}{number}",
+            "Value": tag_value(f"{facts.time} {facts.caller}")}])
+        _drop_oldest(sagemaker, arn, TAG_REAPPLIED_PREFIX, MAX_REAPPLIED_KEPT)
+        if endpoint_arn:
+            sagemaker.add_tags(ResourceArn=endpoint_arn,
+                               Tags=[{"Key": TAG_RELEASE, "Value": str(number)}])
+    except (bce.ClientError, bce.BotoCoreError) as exc:
+        output.print_warning(f"The rollback succeeded but its release record could not be "
+                             f"written ({error_message(exc)})")
+        return None
+    output.print_info(f"Recorded release {number} of {plan.endpoint_name}: release "
+                      f"{plan.rollback_to} ({plan.config_name}) again")
+    return number
+
+
+def _drop_oldest(sagemaker: Any, arn: str, prefix: str, keep: int) -> None:
+    keys = [k for k in tags_of(sagemaker, arn) if k.startswith(prefix)]
+    keys.sort(key=lambda k: (len(k), k))  # numbers and run ids both sort by age this way
+    if len(keys) > keep:
+        sagemaker.delete_tags(ResourceArn=arn, TagKeys=keys[:-keep])
+
+
+# ---------------------------------------------------------------------------------------------
+# Telling
+
+
+def print_history(history: History) -> None:
+    if output.is_json_mode():
+        output.print_json_result(history.to_dict())
+        return
+    output.print_section(f"Releases of {history.endpoint_name}")
+    if not history.endpoint_exists:
+        output.print_warning(f"Endpoint {history.endpoint_name} does not exist")
+    rows = [[r.number, r.state, r.version or "-", _short(r.sha256), _short(r.commit),
+             r.time or "-", f"rollback to {r.reapplied_from}" if r.reapplied_from else "deploy",
+             (r.caller or "-").rsplit("/", 1)[-1], r.config_name] for r in history.releases]
+    if rows:
+        output.print_table(["RELEASE", "STATE", "VERSION", "SHA256", "COMMIT", "TIME (UTC)",
+                            "KIND", "BY", "CONFIG"], rows)
+    else:
+        output.print_info("No releases recorded")
+    if history.live is None and history.live_config:
+        output.print_warning(f"It serves {history.live_config}, which is no release of "
+                             "deploy-model's")
+    for failed in history.failed:
+        output.print_info(f"Failed attempt {failed.run_id} at {failed.time}: {failed.status} "
+                          f"(version {failed.version}, by {failed.caller})")
+
+
+def _short(text: str | None) -> str:
+    if not text or text == NO_COMMIT:
+        return text or "-"
+    return text[:12] + ("-dirty" if text.endswith("-dirty") else "")

@@ -196,6 +196,7 @@ def test_failed_updates_are_recorded_on_the_endpoint_the_last_three(aws, env, ca
         assert deploy(aws, env, "-e", "qc-rel") == 4
     history = read_history(aws.sagemaker, "qc-rel")
     assert len(history.failed) == 3
-    assert {f.status for f in history.failed} == {"InService"}  # rolled back by SageMaker
+    # rolled back by SageMaker: a failed update, InService on the old config
+    assert {f.status for f in history.failed} == {"update-DeployFailedError:InService"}
     assert all(f.version == "1" and f.caller.startswith("arn:aws:sts::") for f in history.failed)
     assert history.live.number == 1
