@@ -69,8 +69,8 @@ from modules.deploy_resources import (
 )
 from modules.deploy_scaling import ScalingRun, register_commands
 from modules.deploy_settings import DeploySettings
-from modules.deploy_variants import change_weights, package_resolver, plan_variant_change
 from modules.deploy_validation import HISTORY, ROLLBACK
+from modules.deploy_variants import change_weights, package_resolver, plan_variant_change
 from modules.deploy_watch import (
     SmokeTestFailed,
     Timing,

@@ -44,8 +44,25 @@ def releases(aws, name="qc-rel"):
     return list_releases(aws.sagemaker, name)
 
 
+@pytest.fixture
+def git_tree(tmp_path, monkeypatch):
+    """deploy-model runs in a git work tree with one commit: the release records its HEAD."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "train.py").write_text("print('model')\n")
+    git("add", "train.py")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "train")
+    monkeypatch.chdir(tmp_path)
+    return git("rev-parse", "HEAD")
+
+
 def test_a_verified_create_is_release_1_with_its_facts_on_config_model_and_endpoint(
-        aws, env, capsys):
+        aws, env, capsys, git_tree):
     assert deploy(aws, env, "-e", "qc-rel", "--json") == 0
     doc = one_json_document(capsys.readouterr().out)
     assert doc["release"] == 1
@@ -57,7 +74,7 @@ def test_a_verified_create_is_release_1_with_its_facts_on_config_model_and_endpo
     assert release.run_id == doc["run_id"]
     assert release.caller == f"arn:aws:sts::{ACCOUNT}:user/moto"  # moto's GetCallerIdentity
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", release.time)
-    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", release.commit)  # the tests run in a git tree
+    assert release.commit == git_tree
     sm = aws.sagemaker
     model_arn = sm.describe_model(ModelName=doc["model_name"])["ModelArn"]
     assert tags_of(sm, model_arn)["DeployRelease"] == "1"
@@ -105,10 +122,13 @@ def test_release_tag_values_keep_to_sagemakers_characters_and_length():
     assert len(tag_value("x" * 300)) == 256
 
 
-def test_no_git_repository_records_none(tmp_path):
+def test_no_git_repository_records_none_and_changes_record_dirty(tmp_path, git_tree):
     from modules.deploy_releases import git_commit
 
-    assert git_commit(tmp_path) == "none"
+    assert git_commit(tmp_path / "train.py") == "none"  # not a directory: no repository
+    assert git_commit(tmp_path) == git_tree
+    (tmp_path / "train.py").write_text("print('changed')\n")
+    assert git_commit(tmp_path) == f"{git_tree}-dirty"
 
 
 # --- --keep-releases ----------------------------------------------------------------------------
