@@ -19,6 +19,8 @@ watching in modules/deploy_watch.py, telling in modules/deploy_report.py.
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -142,7 +144,13 @@ def rollback_endpoint(settings: DeploySettings, *, timing: Timing | None = None)
 
 
 def show_history(settings: DeploySettings) -> None:
-    """`--history`: the endpoint's releases and failed attempts, read from AWS."""
+    """`--history`: the endpoint's releases and failed attempts, read from AWS (or, in local
+    mode, from the state directory: no AWS call)."""
+    if settings.is_local:
+        from modules.local_releases import read_local_history
+
+        print_history(read_local_history(settings.state_dir, settings.endpoint_name))
+        return
     session = get_boto_session(settings.region, settings.profile)
     (sagemaker,) = create_clients(session, "sagemaker")
     print_history(read_history(sagemaker, settings.endpoint_name))
@@ -166,17 +174,32 @@ _RUNNERS = {
     (None, False): lambda settings, timing: deploy_endpoint(settings, timing=timing),
     (None, True): lambda settings, timing: deploy_local_endpoint(settings),
     (ROLLBACK, False): lambda settings, timing: rollback_endpoint(settings, timing=timing),
+    (ROLLBACK, True): lambda settings, timing: rollback_local_endpoint(settings),
 }
 
 
-def deploy_local_endpoint(settings: DeploySettings) -> dict:
+def rollback_local_endpoint(settings: DeploySettings) -> dict:
+    """`-t local --rollback`: serve a recorded earlier package again, through the local deploy."""
+    from modules.local_releases import choose_local_target
+
+    target = choose_local_target(settings.state_dir, settings.endpoint_name, settings.to_release)
+    output.print_info(f"Rolling {settings.endpoint_name} back to local release {target.number} "
+                      f"({target.package_arn})")
+    again = replace(settings, model_package_arn=target.package_arn, model_package_group=None,
+                    release_action=None)
+    return {**deploy_local_endpoint(again, rollback_to=target.number),
+            "rollback_to": target.number}
+
+
+def deploy_local_endpoint(settings: DeploySettings, *, rollback_to: int | None = None) -> dict:
     """`--instance-type local`: serve the package on this machine (modules/local_endpoint.py)."""
     from modules.local_endpoint import deploy_local
+    from modules.local_releases import record_local_release
 
     _warn_ignored_in_local_mode(settings)
     output.print_header(f"Serving {settings.endpoint_name} locally")
     session = get_boto_session(settings.region, settings.profile)
-    sagemaker, s3 = create_clients(session, "sagemaker", "s3")
+    sagemaker, s3, sts = create_clients(session, "sagemaker", "s3", "sts")
     arn = settings.model_package_arn or latest_approved_package_arn(
         sagemaker, settings.model_package_group or "")
     base = {"endpoint_name": settings.endpoint_name, "status": "InService", "action": "created",
@@ -186,7 +209,11 @@ def deploy_local_endpoint(settings: DeploySettings) -> dict:
     info = deploy_local(sagemaker, s3, endpoint_name=settings.endpoint_name,
                         model_package_arn=arn, state_dir=settings.state_dir,
                         timeout=settings.timeout, inherited_env=dict(settings.server_env))
-    return {**base, **(info or {})}
+    release = record_local_release(settings.state_dir, settings.endpoint_name,
+                                   describe_package(sagemaker, arn),
+                                   release_facts(sts, time.time(), Path.cwd()), rollback_to)
+    output.print_info(f"Recorded local release {release} of {settings.endpoint_name}")
+    return {**base, **(info or {}), "release": release}
 
 
 def _local_dry_run(settings: DeploySettings, sagemaker: Any, base: dict) -> dict:

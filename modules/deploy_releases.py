@@ -32,11 +32,12 @@ from typing import Any
 from botocore import exceptions as bce
 
 from modules.deploy_package import PackageInfo
-from modules.deploy_plan import DeployPlan, resource_name_prefix
+from modules.deploy_plan import RUN_ID_LENGTH, DeployPlan, resource_name_prefix
 from modules.deploy_resources import (
     CONFIG,
     MODEL,
     Resource,
+    RollbackReport,
     Waiting,
     config_models,
     resource_arn,
@@ -355,7 +356,10 @@ def prune_releases(sagemaker: Any, endpoint_name: str, keep: int, *, live_config
                    *(Resource(MODEL, m) for m in record.models if m not in kept_models)]
         output.print_info(f"Removing release {release_number(record.tags)} of {endpoint_name} "
                           f"(beyond the last {keep}): " + ", ".join(map(str, targets)))
-        report = rollback(sagemaker, targets, wait=wait, owner=record.tags.get(TAG_RUN_ID))
+        owner = owning_run_id(record)
+        if owner is None:
+            continue  # not named after a run: nothing proves it is deploy-model's to delete
+        report = rollback(sagemaker, targets, wait=wait, owner=owner)
         removed += [str(r) for r in report.removed]
         if report.unfinished or report.problem:
             output.print_warning("; ".join(report.lines(_region_of(sagemaker))))
@@ -383,9 +387,7 @@ def record_failure(sagemaker: Any, endpoint_arn: str | None, run_id: str, status
     try:
         sagemaker.add_tags(ResourceArn=endpoint_arn,
                            Tags=[{"Key": f"{TAG_FAILED_PREFIX}{run_id}", "Value": value}])
-        old = sorted(k for k in tags_of(sagemaker, endpoint_arn) if k.startswith(TAG_FAILED_PREFIX))
-        if len(old) > MAX_FAILED_KEPT:
-            sagemaker.delete_tags(ResourceArn=endpoint_arn, TagKeys=old[:-MAX_FAILED_KEPT])
+        _drop_oldest(sagemaker, endpoint_arn, TAG_FAILED_PREFIX, MAX_FAILED_KEPT)
     except (bce.ClientError, bce.BotoCoreError) as exc:
         output.print_warning(f"Could not record the failed attempt on the endpoint "
                              f"({error_message(exc)})")
@@ -412,7 +414,7 @@ def choose_rollback_target(sagemaker: Any, endpoint_name: str,
         raise AwsError(f"Endpoint {endpoint_name} not found: there is nothing to roll back",
                        hint="List the endpoints: aws sagemaker list-endpoints")
     history = read_history(sagemaker, endpoint_name)
-    release = _target_release(history, to_release)
+    release = target_release(history, to_release)
     config = sagemaker.describe_endpoint_config(EndpointConfigName=release.config_name)
     missing = [m for m in release.model_names if resource_arn(sagemaker, Resource(MODEL, m)) is None]
     if missing:
@@ -422,7 +424,7 @@ def choose_rollback_target(sagemaker: Any, endpoint_name: str,
     return RollbackTarget(release, config, current, _plain_tags(record.tags))
 
 
-def _target_release(history: History, to_release: int | None) -> Release:
+def target_release(history: History, to_release: int | None) -> Release:
     name, live = history.endpoint_name, history.live
     if to_release is None:
         earlier = [r for r in history.releases if r.config_name != history.live_config]
@@ -532,3 +534,46 @@ def _short(text: str | None) -> str:
     if not text or text == NO_COMMIT:
         return text or "-"
     return text[:12] + ("-dirty" if text.endswith("-dirty") else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Deleting an endpoint with its releases
+
+
+def kept_release_resources(sagemaker: Any, endpoint_name: str
+                           ) -> list[tuple[str | None, list[Resource]]]:
+    """Every kept release's config and models, each group with the run id they must still
+    carry to be deleted (what utils/delete_endpoint.py removes after the endpoint)."""
+    records = _release_configs(sagemaker, endpoint_name)
+    return [(owning_run_id(record),
+             [Resource(CONFIG, record.name), *(Resource(MODEL, m) for m in record.models)])
+            for record in records]
+
+
+def owning_run_id(record: _ConfigRecord) -> str | None:
+    """The run that made a release: the run id its name ends with (`<endpoint>-<run id>`),
+    and only when its DeployRunId tag says the same. Deletes check it again, read back, on
+    every resource (the models carry it too)."""
+    run_id = record.name[-RUN_ID_LENGTH:]
+    return run_id if record.tags.get(TAG_RUN_ID) == run_id else None
+
+
+def delete_kept_releases(sagemaker: Any, endpoint_name: str, *, skip: set[str],
+                         wait: Waiting | None = None) -> RollbackReport:
+    """Delete the kept releases (not those in `skip`, e.g. already deleted with the endpoint),
+    each resource only if it still carries its release's run id, read back."""
+    total = RollbackReport()
+    for run_id, resources in kept_release_resources(sagemaker, endpoint_name):
+        targets = [r for r in resources if str(r) not in skip]
+        if not targets or run_id is None:
+            total.not_ours += targets  # not proven deploy-model's: left alone
+            continue
+        report = rollback(sagemaker, targets, wait=wait, owner=run_id)
+        total.removed += report.removed
+        total.left += report.unfinished
+        total.not_ours += report.not_ours
+        total.problem = total.problem or report.problem
+        if report.interrupted is not None:
+            total.interrupted = report.interrupted
+            break
+    return total

@@ -4,7 +4,8 @@
 A local endpoint of that name (started with `deploy-model.py -t local`) is stopped first;
 otherwise the autoscaling of its variants is deregistered (policies, then scalable targets), the
 SageMaker endpoint is deleted (waiting until it is gone, also while it is still Creating), then
-its current config and that config's models. Asks nothing; prints what it
+its current config and that config's models, then its kept releases' configs and models (each only
+while it still carries its release's run id). Asks nothing; prints what it
 removed, or with `--json` one document listing it.
 """
 
@@ -95,8 +96,17 @@ def _plan_sagemaker(name: str, env, if_exists: bool) -> dict:
     resources = endpoint_resources(sagemaker, name)
     if resources is None:
         return _absent(name, region, if_exists, dry_run=True)
-    return _report_plan(name, _scaled_targets(sagemaker, autoscaling, name)
-                        + [str(r) for r in resources], {"local": False, "region": region})
+    listed = [str(r) for r in resources]
+    return _report_plan(name, _scaled_targets(sagemaker, autoscaling, name) + listed
+                        + _kept_releases(sagemaker, name, set(listed)),
+                        {"local": False, "region": region})
+
+
+def _kept_releases(sagemaker, name: str, listed: set[str]) -> list[str]:
+    from modules.deploy_releases import kept_release_resources
+
+    return [str(r) for run_id, resources in kept_release_resources(sagemaker, name)
+            if run_id is not None for r in resources if str(r) not in listed]
 
 
 def _variant_names(sagemaker, name: str) -> list[str]:
@@ -148,6 +158,7 @@ def _absent(name: str, region: str, if_exists: bool, *, dry_run: bool = False) -
 
 def _delete_sagemaker(name: str, env, timeout: float, poll_interval: float | None,
                       if_exists: bool = False) -> dict:
+    from modules.deploy_releases import delete_kept_releases
     from modules.deploy_resources import Waiting, delete_endpoint_with_resources
     from modules.deploy_scaling import deregister_variants
 
@@ -158,6 +169,14 @@ def _delete_sagemaker(name: str, env, timeout: float, poll_interval: float | Non
         sagemaker, name, wait=Waiting(timeout, poll_interval))
     if report is None:
         return _absent(name, region, if_exists)
+    if not report.unfinished:  # the endpoint is gone: its kept releases go too (proven ours)
+        releases = delete_kept_releases(sagemaker, name, skip={str(r) for r in report.removed},
+                                        wait=Waiting(timeout, poll_interval))
+        report.removed += releases.removed
+        report.left += releases.unfinished
+        report.not_ours += releases.not_ours
+        report.problem = report.problem or releases.problem
+        report.interrupted = report.interrupted or releases.interrupted
     result = {"endpoint_name": name, "local": False, "region": region,
               "removed": deregistered + [str(r) for r in report.removed],
               "left_behind": [str(r) for r in report.unfinished],

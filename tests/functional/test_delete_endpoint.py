@@ -146,3 +146,44 @@ def test_dry_run_of_a_local_endpoint_keeps_it(tmp_path, capsys):
     assert doc["local"] is True and doc["dry_run"] is True
     assert doc["would_remove"][0].startswith("local endpoint qc-local (not running)")
     assert local_endpoints.read_record(directory)["pid"] == 2_000_000_000
+
+
+def with_releases(aws, env, name="qc-del", updates=2):
+    """Release 1 and `updates` more, all kept (default --keep-releases 3)."""
+    arn = register_package(aws.sagemaker)
+    assert deploy_script().main(["-a", arn, "-e", name], env) == 0
+    for _ in range(updates):
+        aws.update_takes(1)
+        assert deploy_script().main(["-a", arn, "-e", name], env) == 0
+    return resources(aws.sagemaker)
+
+
+def test_kept_releases_go_with_the_endpoint_and_dry_run_lists_them(aws, env, capsys):
+    before = with_releases(aws, env)
+    assert len(before["configs"]) == 3
+    capsys.readouterr()
+    assert delete_script.main(["-e", "qc-del", "--dry-run", "--json"], env) == 0
+    doc = one_json_document(capsys.readouterr().out)
+    assert sorted(doc["would_remove"]) == sorted(
+        ["endpoint qc-del"] + [f"endpoint-config {c}" for c in before["configs"]]
+        + [f"model {m}" for m in before["models"]])
+    assert resources(aws.sagemaker) == before  # a dry run changes nothing
+    assert delete_script.main(["-e", "qc-del", "--json"], env) == 0
+    doc = one_json_document(capsys.readouterr().out)
+    assert len(doc["removed"]) == 7 and doc["left_behind"] == []
+    assert resources(aws.sagemaker) == EMPTY
+
+
+def test_a_kept_release_that_no_longer_carries_its_run_id_is_left_alone(aws, env, capsys):
+    from modules.deploy_releases import list_releases
+
+    with_releases(aws, env, updates=1)
+    older = list_releases(aws.sagemaker, "qc-del")[1]
+    arn = aws.sagemaker.describe_endpoint_config(
+        EndpointConfigName=older.config_name)["EndpointConfigArn"]
+    aws.sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": "DeployRunId", "Value": "not-ours"}])
+    assert delete_script.main(["-e", "qc-del"], env) == 0
+    left = resources(aws.sagemaker)
+    # its config no longer says which run made it: not proven ours, so neither it nor its model
+    assert left == {"endpoints": [], "configs": [older.config_name],
+                    "models": list(older.model_names)}
