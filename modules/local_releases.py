@@ -70,6 +70,8 @@ def record_local_release(state_dir: Path, endpoint_name: str, package: PackageIn
                         "sha256": package.environment.get("MODEL_SHA256"),
                         "commit": facts.commit, "caller": facts.caller, "time": facts.time,
                         "rollback_to": rollback_to})
-        write_text_atomically(_path(state_dir, endpoint_name),
+        path = _path(state_dir, endpoint_name)
+        path.parent.mkdir(parents=True, exist_ok=True)  # deploy_local made it; a stand-in may not
+        write_text_atomically(path,
                               json.dumps(entries[-MAX_LOCAL_RECORDS:], indent=2) + "\n")
     return number
