@@ -453,7 +453,7 @@ def start_healthy_server(model_dir: Path, log_path: Path, package_environment: M
 def _start_server(model_dir: Path, log_path: Path, env: Mapping[str, str], cwd: Path) -> StartedServer:
     port = free_port()
     command = [sys.executable, str(SERVE_SCRIPT), "--host", LOCAL_HOST, "--port", str(port),
-               "--model-dir", str(model_dir)]
+               "--model-dir", os.path.abspath(model_dir)]  # absolute: reconcile finds it by it
     output.print_info(f"Starting the model server on {LOCAL_HOST}:{port} "
                       f"({env['SAGEMAKER_MODEL_SERVER_WORKERS']} workers)")
     with open(log_path, "ab") as log:

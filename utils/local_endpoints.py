@@ -296,3 +296,57 @@ def _port_argument(argv: list[str]) -> int | None:
         if value is not None:
             return int(value) if value.isascii() and value.isdigit() else None
     return None
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    """A model server found running under a state directory (not necessarily recorded)."""
+
+    pid: int
+    start_time: str | None
+    endpoint_name: str
+
+
+def find_server_processes(state_dir: Path) -> list[ServerProcess]:
+    """Every model server whose command line serves a model under `<state_dir>/endpoints/<name>/`
+    (`--model-dir`, as local mode starts it), session leaders only (its gunicorn workers share
+    the leader's process group). Linux (/proc) only: elsewhere, none are found."""
+    if not _HAS_PROC:
+        return []
+    root = endpoints_root(state_dir).resolve()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        argv = process_command_line(pid)
+        name = _served_endpoint(argv, root) if argv else None
+        if name is None or _session_of(pid) != pid:
+            continue
+        start_time = process_start_time(pid)
+        if process_command_line(pid) == argv:  # still the same process after its start time
+            found.append(ServerProcess(pid, start_time, name))
+    return found
+
+
+def _served_endpoint(argv: list[str], root: Path) -> str | None:
+    """The endpoint name a server's `--model-dir` lies under, when it lies under `root`."""
+    if not _runs_serve(argv):
+        return None
+    model_dir = next((argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--model-dir"),
+                     None)
+    if model_dir is None:
+        return None
+    try:
+        relative = Path(os.path.abspath(model_dir)).resolve().relative_to(root)
+    except ValueError:
+        return None
+    name = relative.parts[0] if relative.parts else ""
+    return name if is_valid_local_name(name) else None
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
