@@ -9,6 +9,8 @@ the ownership rule (docs/ARCHITECTURE.md, "Reconcile"), never by name alone:
   config's model), it is not a kept release of an endpoint that exists (`DeployRelease` +
   `EndpointName`), and it was created longer ago than the grace period (a deploy in progress
   creates its model and config minutes before its endpoint uses them).
+- Autoscaling: a scalable target of an endpoint that no longer exists, carrying deploy-model's
+  scaling policy (targets carry no tags of ours; the policy name is the proof).
 - Local: a model server under this state directory that no record names (a kill between
   starting it and writing `endpoint.json`), and records whose server is gone. A process is ours
   only by its command line (`artifacts/serve --model-dir <state dir>/endpoints/<name>/...`)
@@ -34,6 +36,7 @@ from modules.deploy_validation import TAG_ENDPOINT, TAG_MANAGED_BY, TAG_RUN_ID
 from utils import local_endpoints, output
 from utils.names import TOOL_NAME
 
+SCALABLE_TARGET = "scalable target"
 # Why a resource of ours is kept (the keys of `SageMakerSurvey.kept`).
 IN_USE, KEPT_RELEASE, TOO_NEW = "in_use", "kept_release", "within_grace_period"
 
@@ -69,6 +72,7 @@ class SageMakerSurvey:
     kept: dict[str, list[str]] = field(
         default_factory=lambda: {IN_USE: [], KEPT_RELEASE: [], TOO_NEW: []})
     not_ours: int = 0  # resources without ManagedBy=deploy-model: never touched, only counted
+    endpoint_names: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ def survey_sagemaker(sagemaker: Any, *, grace_seconds: float,
     kept ones. Read-only."""
     now = now or datetime.now(UTC)
     endpoints = _endpoint_configs_in_use(sagemaker)
-    survey = SageMakerSurvey()
+    survey = SageMakerSurvey(endpoint_names=endpoints.names)
     configs = _listed(sagemaker, "list_endpoint_configs", "EndpointConfigs", CONFIG,
                       "EndpointConfigName", "EndpointConfigArn")
     kept_configs = set()
@@ -197,6 +201,49 @@ def remove_sagemaker_orphans(sagemaker: Any, orphans: list[Orphan]) -> RollbackR
     return report
 
 
+def survey_scaling(autoscaling: Any, endpoint_names: frozenset[str]) -> list[Orphan]:
+    """Scalable targets of endpoints that no longer exist, registered by deploy-model (they
+    carry its scaling policy, `deploy_scaling.POLICY_NAME`: targets carry no tags of ours).
+    Read-only."""
+    from modules.deploy_scaling import DIMENSION, NAMESPACE, POLICY_NAME, read_scaling
+
+    orphans = []
+    pages = autoscaling.get_paginator("describe_scalable_targets").paginate(
+        ServiceNamespace=NAMESPACE, ScalableDimension=DIMENSION)
+    for target in (t for page in pages for t in page.get("ScalableTargets", [])):
+        endpoint, variant = _endpoint_variant(target.get("ResourceId", ""))
+        if not endpoint or endpoint in endpoint_names:
+            continue
+        scaling = read_scaling(autoscaling, endpoint, variant)
+        if scaling and any(p.get("PolicyName") == POLICY_NAME for p in scaling.policies):
+            orphans.append(Orphan(SCALABLE_TARGET, target["ResourceId"],
+                                  f"its endpoint {endpoint} no longer exists",
+                                  endpoint_name=endpoint))
+    return orphans
+
+
+def _endpoint_variant(resource_id: str) -> tuple[str | None, str | None]:
+    parts = resource_id.split("/")
+    if len(parts) == 4 and parts[0] == "endpoint" and parts[2] == "variant":
+        return parts[1], parts[3]
+    return None, None
+
+
+def remove_scaling_orphans(autoscaling: Any, orphans: list[Orphan]) -> list[Orphan]:
+    """Deregister them (policies, then the target) with deploy_scaling's own helper."""
+    from modules.deploy_scaling import deregister, read_scaling
+
+    removed = []
+    for orphan in orphans:
+        endpoint, variant = _endpoint_variant(orphan.name)
+        scaling = read_scaling(autoscaling, endpoint, variant)
+        if scaling is not None:
+            deregister(autoscaling, endpoint, variant, scaling)
+        removed.append(orphan)
+        output.print_info(f"Deregistered {orphan}")
+    return removed
+
+
 # ---------------------------------------------------------------------------------------------
 # Local mode
 
@@ -293,7 +340,7 @@ class ReconcileResult:
                 "problem": self.problem}
 
 
-def reconcile(settings: ReconcileSettings, sagemaker: Any | None,
+def reconcile(settings: ReconcileSettings, sagemaker: Any | None, autoscaling: Any | None,
               stop: Callable[[int], None]) -> ReconcileResult:
     """Survey, then (with `apply`) remove at most `limit` orphans; local ones under the state
     lock, so no local deploy runs meanwhile."""
@@ -301,14 +348,18 @@ def reconcile(settings: ReconcileSettings, sagemaker: Any | None,
     budget = settings.limit
     if settings.sagemaker and sagemaker is not None:
         result.survey = survey_sagemaker(sagemaker, grace_seconds=settings.grace_seconds)
+        targets = (survey_scaling(autoscaling, result.survey.endpoint_names)
+                   if autoscaling is not None else [])
         found = result.survey.orphans
-        result.orphans += found
+        result.orphans += targets + found
         if settings.apply:
-            report = remove_sagemaker_orphans(sagemaker, found[:budget])
+            deregistered = remove_scaling_orphans(autoscaling, targets[:budget])
+            budget -= len(deregistered)
+            report = remove_sagemaker_orphans(sagemaker, found[:max(budget, 0)])
+            result.removed += [str(o) for o in deregistered] + [str(r) for r in report.removed]
+            result.left += ([str(r) for r in report.unfinished]
+                            + [str(o) for o in (targets + found)[settings.limit:]])
             budget -= len(report.removed)
-            result.removed += [str(r) for r in report.removed]
-            result.left += [str(r) for r in report.unfinished] + [str(o) for o in found[
-                settings.limit:]]
             result.problem, result.interrupted = report.problem, report.interrupted
     if settings.local and result.interrupted is None:
         _reconcile_local(settings, result, budget, stop)

@@ -3,7 +3,8 @@
 with --apply.
 
 SageMaker: models and endpoint configs tagged ManagedBy=deploy-model that no endpoint uses, that
-are no kept release of an existing endpoint, and older than the grace period. Local mode: model
+are no kept release of an existing endpoint, and older than the grace period; autoscaling that
+deploy-model registered for an endpoint that no longer exists. Local mode: model
 servers under the state directory that no record names, and records whose server is gone.
 Anything else (untagged, in use, kept releases, younger than the grace period) is never touched.
 By default a dry run: it lists what --apply would remove.
@@ -82,15 +83,15 @@ def _execute(args, env) -> int:
     from modules.reconcile import ReconcileSettings, reconcile
     from utils.local_endpoints import state_dir_from_env
 
-    region = sagemaker = None
+    region = sagemaker = autoscaling = None
     if args.scope in ("all", "sagemaker"):
-        region, sagemaker = _sagemaker_client(env)
+        region, sagemaker, autoscaling = _clients(env)
     settings = ReconcileSettings(
         apply=bool(args.apply), grace_seconds=args.grace_period * 60, limit=args.limit,
         sagemaker=sagemaker is not None, local=args.scope in ("all", "local"),
         state_dir=state_dir_from_env(env), region=region)
     output.print_header("Reconcile" + ("" if settings.apply else " (dry run)"))
-    result = reconcile(settings, sagemaker, stop_server)
+    result = reconcile(settings, sagemaker, autoscaling, stop_server)
     _report(result)
     if result.left or result.problem or result.interrupted is not None:
         raise ReconcileIncomplete(result)
@@ -99,14 +100,14 @@ def _execute(args, env) -> int:
     return int(ExitCode.OK)
 
 
-def _sagemaker_client(env):
+def _clients(env):
     from utils.boto_session import create_clients, get_boto_session
     from utils.env_validation import get_env_var, validate_env_vars
 
     region = validate_env_vars(["AWS_REGION"], env)["AWS_REGION"]
     session = get_boto_session(region, get_env_var("AWS_PROFILE", env))
-    (sagemaker,) = create_clients(session, "sagemaker")
-    return region, sagemaker
+    sagemaker, autoscaling = create_clients(session, "sagemaker", "application-autoscaling")
+    return region, sagemaker, autoscaling
 
 
 def _report(result) -> None:

@@ -267,3 +267,28 @@ def test_a_server_whose_start_time_changed_is_not_stopped(tmp_path, fake_server,
     removed, left = remove_local_orphans(state, [found], stopped.append)
     assert (removed, left, stopped) == ([], [found], [])
     assert process.poll() is None
+
+
+def test_autoscaling_of_an_endpoint_deleted_behind_the_tools_back_is_deregistered(
+        aws, env, capsys):
+    from tests.deploy_support import client
+
+    deploy(aws, env, "qc-sc", "--autoscale", "1-3")
+    autoscaling = client("application-autoscaling")
+    # Someone else's target of a gone endpoint: no deploy-model policy, so not provably ours.
+    autoscaling.register_scalable_target(
+        ServiceNamespace="sagemaker", ResourceId="endpoint/qc-other/variant/AllTraffic",
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount", MinCapacity=1, MaxCapacity=2)
+    aws.sagemaker.delete_endpoint(EndpointName="qc-sc")  # not through utils/delete_endpoint.py
+    capsys.readouterr()
+    code, doc = reconcile(env, capsys, "--grace-period", "0")
+    target = "scalable target endpoint/qc-sc/variant/AllTraffic"
+    assert target in doc["would_remove"] and len(doc["would_remove"]) == 3  # + config, model
+
+    code, doc = reconcile(env, capsys, "--grace-period", "0", "--apply")
+    assert code == 0 and doc["removed"][0] == target
+    left = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert [t["ResourceId"] for t in left] == ["endpoint/qc-other/variant/AllTraffic"]
+    assert autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")[
+        "ScalingPolicies"] == []
+    assert resources(aws.sagemaker) == {"endpoints": [], "configs": [], "models": []}
