@@ -119,7 +119,8 @@ def deploy_endpoint(settings: DeploySettings, *, timing: Timing | None = None) -
     if settings.traffic is not None:
         resolve = package_resolver(sagemaker, settings,
                                    lambda: resolve_model_package(sagemaker, ecr, settings))
-        plan = plan_variant_change(sagemaker, settings, resolve, timing.now())
+        plan = plan_variant_change(sagemaker, settings, resolve, timing.now(),
+                                   autoscaling=autoscaling)
     else:
         package = resolve_model_package(sagemaker, ecr, settings)
         plan = plan_deployment(sagemaker, settings, package, timing.now(),

@@ -115,7 +115,8 @@ def show_plan(plan: DeployPlan) -> None:
         pairs["Data capture"] = capture_line(plan)
     if plan.scaling is not None:
         after = plan.scaling.after
-        pairs["Autoscaling"] = after.describe() if after else "none"
+        pairs["Autoscaling"] = (after.describe() if after else
+                                "kept variants unchanged" if plan.scaling.dropped else "none")
     output.print_key_values(pairs)
     for step in plan.scaling.steps() if plan.scaling else []:
         output.print_info(f"Autoscaling: {step}")

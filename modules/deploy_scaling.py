@@ -221,6 +221,9 @@ class ScalingPlan:
     retain_instance_count: bool = False  # the update keeps the desired count
     reason: str = ""  # why the scaling is deregistered (or dropped) for the update
     pending: bool = False  # `current` is what an interrupted run left recorded, not registered
+    # Scaled variants the update removes (--remove-variant, --promote): SageMaker refuses to
+    # remove a scaled variant, so their scaling is deregistered first, for good.
+    dropped: tuple[tuple[str, Scaling], ...] = ()
 
     @property
     def changes_anything(self) -> bool:
@@ -235,7 +238,9 @@ class ScalingPlan:
 
     def steps(self) -> list[str]:
         """The scaling steps, in the order the deploy takes them (shown by --dry-run)."""
-        steps = []
+        steps = [f"deregister the autoscaling of {name} ({scaling.describe()}) before the "
+                 "update: SageMaker refuses to remove a scaled variant"
+                 for name, scaling in self.dropped]
         if self.pending and self.current:
             steps.append(f"{self.variant_name}'s autoscaling ({self.current.describe()}) was "
                          "deregistered by an interrupted run (recorded on the endpoint): it is "
@@ -252,14 +257,15 @@ class ScalingPlan:
                          f"{self.after.describe()}, target tracking on {METRIC}")
         elif self.after is None and self.current is not None:
             steps.append(f"{self.variant_name} is no longer autoscaled ({self.reason})")
-        if self.current and (self.deregister_first or self.pending):
+        if self.dropped or (self.current and (self.deregister_first or self.pending)):
             steps.append("if the update fails, the previous autoscaling is registered again")
         return steps
 
     def summary(self) -> dict[str, Any] | None:
-        if self.after is None and self.current is None:
+        if self.after is None and self.current is None and not self.dropped:
             return None
         return {"variant_name": self.variant_name,
+                "dropped": {name: scaling.summary() for name, scaling in self.dropped},
                 "current": self.current.summary() if self.current else None,
                 "after": self.after.summary() if self.after else None,
                 "deregister_first": self.deregister_first,
@@ -292,6 +298,17 @@ def plan_scaling(current: Scaling | None, autoscale: Autoscale | None, *, varian
     return ScalingPlan(variant_name, current, after, retain_instance_count=True)
 
 
+def plan_dropped_scaling(autoscaling: Any, endpoint_name: str, live: list[str],
+                         kept: list[str]) -> ScalingPlan | None:
+    """A variant change (--remove-variant, --promote): the scaled variants it removes. The kept
+    ones keep their names, types and counts, so their scaling stays as it is."""
+    if autoscaling is None:
+        return None
+    dropped = tuple((name, scaling) for name in live if name not in kept
+                    for scaling in [read_scaling(autoscaling, endpoint_name, name)] if scaling)
+    return ScalingPlan(kept[0], dropped=dropped) if dropped else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Do and undo
 
@@ -313,6 +330,12 @@ class ScalingRun:
         the update must not be sent while the variant is still scaled). It is recorded on the
         endpoint first, so a run killed before it is registered again does not lose it."""
         plan = self.plan
+        for name, scaling in plan.dropped if plan else ():
+            output.print_info(f"Deregistering the autoscaling of {name} ({scaling.describe()}): "
+                              "the update removes the variant")
+            self._record(name, scaling)
+            self.deregistered = True
+            deregister(self.autoscaling, self.endpoint_name, name, scaling)
         if plan is not None and plan.pending:
             self.deregistered = True  # nothing registered: restore it if the update fails
             return
@@ -320,25 +343,40 @@ class ScalingRun:
             return
         output.print_info(f"Deregistering the autoscaling of {plan.variant_name} "
                           f"({plan.current.describe()}): {plan.reason}")
-        if self.sagemaker is not None and self.endpoint_arn:
-            self.sagemaker.add_tags(ResourceArn=self.endpoint_arn,
-                                    Tags=[pending_tag(plan.variant_name, plan.current)])
+        self._record(plan.variant_name, plan.current)
         self.deregistered = True  # set first: a half-done deregistration is restored too
         deregister(self.autoscaling, self.endpoint_name, plan.variant_name, plan.current)
+
+    def _record(self, variant_name: str, scaling: Scaling) -> None:
+        if self.sagemaker is not None and self.endpoint_arn:
+            self.sagemaker.add_tags(ResourceArn=self.endpoint_arn,
+                                    Tags=[pending_tag(variant_name, scaling)])
+
+    def _deregistered(self) -> list[tuple[str, Scaling]]:
+        """What this run took away and a failed update gets back: (variant, scaling) pairs."""
+        plan = self.plan
+        if plan is None or not self.deregistered:
+            return []
+        own = [(plan.variant_name, plan.current)] if plan.current and (
+            plan.deregister_first or plan.pending) else []
+        return [*plan.dropped, *own]
 
     def _forget_record(self) -> None:
         """The scaling is registered (or deliberately gone): drop the endpoint's record of it."""
         plan = self.plan
         if plan is None or self.sagemaker is None or not self.endpoint_arn:
             return
-        if not (plan.pending or (plan.deregister_first and plan.current)):
+        names = [name for name, _ in plan.dropped]
+        if plan.pending or (plan.deregister_first and plan.current):
+            names.append(plan.variant_name)
+        if not names:
             return
         try:
             self.sagemaker.delete_tags(ResourceArn=self.endpoint_arn,
-                                       TagKeys=[f"{PENDING_TAG_PREFIX}{plan.variant_name}"])
+                                       TagKeys=[f"{PENDING_TAG_PREFIX}{n}" for n in names])
         except (bce.ClientError, bce.BotoCoreError) as exc:
-            output.print_warning(f"Could not remove the endpoint's {PENDING_TAG_PREFIX}"
-                                 f"{plan.variant_name} record ({error_message(exc)})")
+            output.print_warning(f"Could not remove the endpoint's {PENDING_TAG_PREFIX}* "
+                                 f"record ({error_message(exc)})")
 
     def after_in_service(self) -> dict | None:
         """Register what the plan wants once the endpoint serves the new config."""
@@ -355,27 +393,26 @@ class ScalingRun:
     def restore(self) -> list[str]:
         """After a failed update that left the old config serving: the previous scaling back.
         Returns lines for the report (what was restored, or the commands that restore it)."""
-        plan = self.plan
-        if plan is None or plan.current is None or not self.deregistered:
+        taken = self._deregistered()
+        if not taken:
             return []
         try:
-            register(self.autoscaling, self.endpoint_name, plan.variant_name, plan.current)
+            for name, scaling in taken:
+                register(self.autoscaling, self.endpoint_name, name, scaling)
         except (bce.ClientError, bce.BotoCoreError) as exc:
-            return [f"Could not restore the autoscaling of {plan.variant_name} "
-                    f"({error_message(exc)}); restore it with:",
-                    *[f"  {line}" for line in self.restore_commands()]]
-        self.deregistered = False
+            return [f"Could not restore the previous autoscaling ({error_message(exc)}); "
+                    "restore it with:", *[f"  {line}" for line in self.restore_commands()]]
         self._forget_record()
-        output.print_info(f"Restored the autoscaling of {plan.variant_name} "
-                          f"({plan.current.describe()})")
-        return [f"Restored the autoscaling of {plan.variant_name} ({plan.current.describe()})."]
+        self.deregistered = False
+        lines = [f"Restored the autoscaling of {name} ({scaling.describe()})."
+                 for name, scaling in taken]
+        for line in lines:
+            output.print_info(line)
+        return lines
 
     def restore_commands(self) -> list[str]:
-        plan = self.plan
-        if plan is None or plan.current is None:
-            return []
-        return register_commands(self.endpoint_name, plan.variant_name, plan.current,
-                                 self.region)
+        return [line for name, scaling in self._deregistered()
+                for line in register_commands(self.endpoint_name, name, scaling, self.region)]
 
 
 def deregister_variants(autoscaling: Any, endpoint_name: str,

@@ -392,6 +392,11 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
         raise ValidationError(f"--{traffic.kind} needs the endpoint: pass --endpoint-name "
                               "(env ENDPOINT_NAME)", hint=f"python deploy-model.py -e NAME "
                                                           f"--{traffic.kind} ...")
+    if traffic is not None and autoscale is not None:
+        raise ValidationError(
+            f"--autoscale scales the variant a deploy writes, not a --{traffic.kind} change",
+            hint="Change the variants first, then scale the endpoint's variant with a deploy "
+                 "(--autoscale), or register the new variant with aws application-autoscaling.")
     check_serverless_allows(serverless, data_capture=data_capture is not None,
                             variant_count=2 if traffic and traffic.kind == ADD else 1)
     strategy = validate_strategy(args.deployment_strategy, args.instance_count, args.step_size,

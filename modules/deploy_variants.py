@@ -40,6 +40,7 @@ from modules.deploy_plan import (
     refuse_unless_updatable,
 )
 from modules.deploy_report import DeployInterrupted, follow_commands
+from modules.deploy_scaling import plan_dropped_scaling
 from modules.deploy_settings import DeploySettings
 from modules.deploy_traffic import planned_capture
 from modules.deploy_watch import Timing
@@ -82,7 +83,7 @@ def live_variants(current: dict, previous: Previous) -> list[Variant]:
 
 def plan_variant_change(sagemaker: Any, settings: DeploySettings,
                         resolve_package: Callable[[str | None], PackageInfo], now: datetime,
-                        run_id: str | None = None) -> DeployPlan:
+                        run_id: str | None = None, *, autoscaling: Any = None) -> DeployPlan:
     """The plan of --add-variant, --promote or --remove-variant. `resolve_package(arn)` gives
     the package of the run (arn None: the one the settings name) or of a live model."""
     change = settings.traffic
@@ -111,6 +112,9 @@ def plan_variant_change(sagemaker: Any, settings: DeploySettings,
                       endpoint_arn=current.get("EndpointArn"), previous=previous,
                       data_capture=capture, capture_decision=decision,
                       new_model=change.kind == ADD, traffic=change,
+                      scaling=plan_dropped_scaling(autoscaling, settings.endpoint_name,
+                                                   [v.name for v in live],
+                                                   [v.name for v in variants]),
                       **plan_fields(settings, package, run_id))
 
 

@@ -367,3 +367,49 @@ def test_the_scaling_record_round_trips_and_counts_what_it_cannot_hold():
     assert pending_tag("AllTraffic", foreign)["Value"] == "min=1 max=2 others=1"
     assert scaling_from_tag("min=1 max=2 others=1") == Scaling(1, 2)
     assert scaling_from_tag("garbage") is None
+
+
+@pytest.fixture
+def scaled_ab(aws, env, scaled, capsys):
+    """qc-prod: AllTraffic (2-6, at 4) plus a challenger variant, itself scaled 1-3."""
+    v2 = register_package(aws.sagemaker)
+    code = main(["-a", v2, "-e", "qc-prod", "--add-variant", "challenger", "--weight", "10"],
+                env)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    challenger = "endpoint/qc-prod/variant/challenger"
+    aws.autoscaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=challenger,
+                                             ScalableDimension=DIMENSION, MinCapacity=1,
+                                             MaxCapacity=3)
+    return challenger
+
+
+def test_removing_a_scaled_variant_deregisters_it_first_and_keeps_the_others(aws, env,
+                                                                             scaled_ab, capsys):
+    order = []
+    aws.on_call("UpdateEndpoint", lambda backend: order.append(target(aws, scaled_ab)))
+    code = main(["-e", "qc-prod", "--remove-variant", "challenger", "--json"], env)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert order == [set()]  # the double refuses the removal while it is scaled
+    assert target(aws, scaled_ab) == set()
+    assert target(aws) == {(2, 6)}  # AllTraffic's scaling is untouched
+    assert one_json_document(captured.out)["autoscaling"]["dropped"] == {
+        "challenger": {"min_capacity": 1, "max_capacity": 3, "policies": []}}
+
+
+def test_a_failed_removal_registers_the_removed_variants_scaling_again(aws, env, scaled_ab,
+                                                                      capsys):
+    aws.update_takes(1, outcome="RolledBack", failure_reason="capacity")
+    code = main(["-e", "qc-prod", "--promote", "challenger"], env)  # removes AllTraffic
+    captured = capsys.readouterr()
+    assert code == 4, captured.err
+    assert target(aws) == {(2, 6)} and len(policies(aws)) == 1
+    assert "Restored the autoscaling of AllTraffic" in captured.out + captured.err
+    assert target(aws, scaled_ab) == {(1, 3)}  # the promoted one was never touched
+
+
+def test_autoscale_with_a_variant_change_is_refused_before_any_aws_call(aws, env, capsys):
+    code = main(["-e", "qc-prod", "--remove-variant", "b", "--autoscale", "1-2"], env)
+    assert code == 2
+    assert "not a --remove-variant change" in capsys.readouterr().err
