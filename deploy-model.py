@@ -28,7 +28,11 @@ from modules.scaling_settings import (  # noqa: E402
     DEFAULT_TARGET_INVOCATIONS,
     parse_range,
 )
-from modules.traffic_settings import DEFAULT_CAPTURE_PERCENT, parse_weights  # noqa: E402
+from modules.traffic_settings import (  # noqa: E402
+    DEFAULT_CAPTURE_PERCENT,
+    DEFAULT_SHADOW_SAMPLING,
+    parse_weights,
+)
 from utils import output  # noqa: E402
 from utils.cli import (  # noqa: E402
     EnvArgumentParser,
@@ -59,6 +63,7 @@ examples:
       --weight 10
   python deploy-model.py -e qc-prod --set-weights AllTraffic=50,challenger=50
   python deploy-model.py -e qc-prod --promote challenger
+  python deploy-model.py -a "$(cat model_arn.txt)" -e qc-prod --shadow --shadow-sampling 20
   python deploy-model.py -a "$(cat model_arn.txt)" -e qc-prod \\
       --data-capture s3://my-bucket/capture/qc-prod --capture-percent 20
 
@@ -147,6 +152,13 @@ def build_parser() -> EnvArgumentParser:
                             help="make this variant the endpoint's only one (no package needed)")
     parser.add_env_argument("--remove-variant", env="REMOVE_VARIANT", metavar="VARIANT",
                             help="remove this variant from the endpoint (no package needed)")
+    parser.add_env_argument("--shadow", env="SHADOW", action="store_true",
+                            help="deploy the package as a shadow variant beside the live one: it "
+                                 "gets a copy of the requests, its answers go nowhere but logs "
+                                 "and data capture")
+    parser.add_env_argument("--shadow-sampling", env="SHADOW_SAMPLING",
+                            default=DEFAULT_SHADOW_SAMPLING, type=int, metavar="PERCENT",
+                            help="--shadow: percent of the requests copied to it (1-100)")
     parser.add_env_argument("-s", "--stack", env="STACK", default=DEFAULT_STACK, metavar="NAME",
                             help="stack name: tags every resource, prefixes generated names")
     parser.add_env_argument("--tag", env="TAG", type=_tag, action="append",

@@ -56,6 +56,7 @@ class Variant:
     weight: float = 1.0
     serverless: tuple[int, int] | None = None
     provisioned_concurrency: int | None = None  # serverless only: concurrency kept warm
+    shadow: bool = False  # a ShadowProductionVariant: a copy of the requests, answers unused
 
     def production_variant(self) -> dict[str, Any]:
         variant: dict[str, Any] = {"VariantName": self.name, "ModelName": self.model_name,
@@ -74,7 +75,7 @@ class Variant:
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "model_name": self.model_name, "weight": self.weight,
                 "instance_type": self.instance_type, "instance_count": self.instance_count,
-                "serverless": self.serverless_summary()}
+                "serverless": self.serverless_summary(), "shadow": self.shadow}
 
     def serverless_summary(self) -> dict[str, Any] | None:
         if self.serverless is None:
@@ -101,6 +102,7 @@ class Previous:
     failure_reason: str | None = None
     production_variants: tuple[dict, ...] = ()  # the config's, as DescribeEndpointConfig says
     data_capture: dict | None = None  # the config's DataCaptureConfig, when it captures
+    shadow_variants: tuple[dict, ...] = ()  # the config's ShadowProductionVariants
 
 
 @dataclass(frozen=True)
@@ -386,6 +388,12 @@ def refuse_unless_updatable(current: dict) -> None:
 def current_variant_name(current: dict) -> str:
     """Blue/green updates keep the variant name, so reuse the endpoint's own."""
     variants = current.get("ProductionVariants") or []
+    shadows = [v.get("VariantName", "?") for v in current.get("ShadowProductionVariants") or []]
+    if shadows:
+        raise AwsError(f"Endpoint {current['EndpointName']} has the shadow variant "
+                       f"{', '.join(shadows)}; a deploy would drop it",
+                       hint=[f"Promote it (--promote {shadows[0]}) or remove it "
+                             f"(--remove-variant {shadows[0]}) first."])
     if len(variants) > 1:
         names = ", ".join(v.get("VariantName", "?") for v in variants)
         raise AwsError(f"Endpoint {current['EndpointName']} serves {len(variants)} variants "
@@ -407,7 +415,8 @@ def read_previous(sagemaker: Any, current: dict) -> Previous:
         if is_not_found(exc):
             return Previous(name, failure_reason=reason)  # deleted already: nothing to tidy
         raise
-    models = tuple(v["ModelName"] for v in config.get("ProductionVariants", [])
+    shadows = tuple(config.get("ShadowProductionVariants") or ())
+    models = tuple(v["ModelName"] for v in (*config.get("ProductionVariants", []), *shadows)
                    if v.get("ModelName"))
     return Previous(name, config.get("EndpointConfigArn"), models, reason,
-                    tuple(config.get("ProductionVariants", [])), live_capture(config))
+                    tuple(config.get("ProductionVariants", [])), live_capture(config), shadows)

@@ -131,13 +131,17 @@ def show_plan(plan: DeployPlan) -> None:
 
 def variant_lines(plan: DeployPlan) -> dict[str, str]:
     """Every variant of the new config with its share of the traffic."""
-    total = sum(v.weight for v in plan.variants) or 1.0
-    lines = {"Change": f"--{plan.traffic.kind} {plan.traffic.variant}" if plan.traffic else ""}
+    total = sum(v.weight for v in plan.variants if not v.shadow) or 1.0
+    production = next((v.weight for v in plan.variants if not v.shadow), 0.0) or 1.0
+    lines = {"Change": f"--{plan.traffic.kind} {plan.traffic.variant or ''}".rstrip()
+             if plan.traffic else ""}
     for variant in plan.variants:
         new = " (new model)" if plan.new_model and variant.model_name == plan.model_name else ""
-        lines[f"Variant {variant.name}"] = (
-            f"weight {variant.weight:g} ({100 * variant.weight / total:.0f} %), "
-            f"{variant.describe()}, model {variant.model_name}{new}")
+        share = (f"shadow, a copy of {100 * variant.weight / production:.0f} % of the requests"
+                 if variant.shadow else
+                 f"weight {variant.weight:g} ({100 * variant.weight / total:.0f} %)")
+        lines[f"Variant {variant.name}"] = (f"{share}, {variant.describe()}, model "
+                                            f"{variant.model_name}{new}")
     return {key: value for key, value in lines.items() if value}
 
 

@@ -215,9 +215,11 @@ def create_model(sagemaker: Any, plan: DeployPlan, resources: RunResources) -> N
 def create_endpoint_config(sagemaker: Any, plan: DeployPlan, resources: RunResources) -> None:
     output.print_info(f"Creating endpoint config {plan.config_name} ({plan.variant.describe()})")
     capture = {"DataCaptureConfig": plan.data_capture} if plan.data_capture else {}
+    shadows = [v.production_variant() for v in plan.variants if v.shadow]
     create(sagemaker, resources, Resource(CONFIG, plan.config_name), plan.run_id,
-           ProductionVariants=[v.production_variant() for v in plan.variants], Tags=plan.aws_tags,
-           **capture)
+           ProductionVariants=[v.production_variant() for v in plan.variants if not v.shadow],
+           Tags=plan.aws_tags, **capture,
+           **({"ShadowProductionVariants": shadows} if shadows else {}))
 
 
 def start_endpoint(sagemaker: Any, plan: DeployPlan, resources: RunResources) -> str | None:

@@ -381,7 +381,7 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
     # Before the strategy: canary on serverless is refused for what it is, not for its count.
     serverless, autoscale = scaling_from_args(args, sources or {})
     from modules.scaling_settings import check_serverless_allows
-    from modules.traffic_settings import ADD, capture_from_args, traffic_from_args
+    from modules.traffic_settings import capture_from_args, traffic_from_args
 
     data_capture, drop_capture = capture_from_args(args, sources or {})
     traffic = traffic_from_args(args, sources or {})
@@ -398,7 +398,7 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
             hint="Change the variants first, then scale the endpoint's variant with a deploy "
                  "(--autoscale), or register the new variant with aws application-autoscaling.")
     check_serverless_allows(serverless, data_capture=data_capture is not None,
-                            variant_count=2 if traffic and traffic.kind == ADD else 1)
+                            variant_count=2 if traffic and traffic.needs_package else 1)
     strategy = validate_strategy(args.deployment_strategy, args.instance_count, args.step_size,
                                  args.step_wait)
     tags = tuple(args.tag or ())

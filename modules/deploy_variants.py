@@ -45,7 +45,7 @@ from modules.deploy_settings import DeploySettings
 from modules.deploy_traffic import planned_capture
 from modules.deploy_watch import Timing
 from modules.monitor_endpoint import update_settled
-from modules.traffic_settings import ADD, PROMOTE, TrafficChange
+from modules.traffic_settings import ADD, PROMOTE, SHADOW, TrafficChange
 from utils import output
 from utils.aws_errors import error_message
 from utils.endpoint_operations import console_url, describe_endpoint, wait_for_endpoint
@@ -61,15 +61,18 @@ __all__ = ["change_weights", "live_variants", "plan_variant_change"]
 def live_variants(current: dict, previous: Previous) -> list[Variant]:
     """The endpoint's variants as they serve now: the config's model and capacity, the live
     weight (a --set-weights since the config was written counts) and instance count."""
-    live = {v.get("VariantName"): v for v in current.get("ProductionVariants") or []}
+    live = {v.get("VariantName"): v for v in (*(current.get("ProductionVariants") or []),
+                                              *(current.get("ShadowProductionVariants") or []))}
     variants = []
-    for spec in previous.production_variants:
+    shadows = {spec["VariantName"] for spec in previous.shadow_variants}
+    for spec in (*previous.production_variants, *previous.shadow_variants):
         name = spec["VariantName"]
         now = live.get(name, {})
         weight = now.get("CurrentWeight", spec.get("InitialVariantWeight", 1.0))
         serverless = spec.get("ServerlessConfig")
         if serverless:
             variants.append(Variant(name, spec["ModelName"], weight=float(weight),
+                                    shadow=name in shadows,
                                     serverless=(serverless["MemorySizeInMB"],
                                                 serverless["MaxConcurrency"]),
                                     provisioned_concurrency=serverless.get(
@@ -77,7 +80,7 @@ def live_variants(current: dict, previous: Previous) -> list[Variant]:
             continue
         count = now.get("DesiredInstanceCount") or spec.get("InitialInstanceCount")
         variants.append(Variant(name, spec["ModelName"], spec.get("InstanceType"), count,
-                                weight=float(weight)))
+                                weight=float(weight), shadow=name in shadows))
     return variants
 
 
@@ -93,7 +96,7 @@ def plan_variant_change(sagemaker: Any, settings: DeploySettings,
     live = live_variants(current, previous)
     run_id = run_id or new_run_id(now)
     package: PackageInfo
-    if change.kind == ADD:
+    if change.kind in (ADD, SHADOW):
         package = resolve_package(None)
         variants = (_new_variant(settings, change, live, run_id, package), *live)
     else:
@@ -103,15 +106,15 @@ def plan_variant_change(sagemaker: Any, settings: DeploySettings,
                     else "is its only variant; delete the endpoint instead "
                          f"(python utils/delete_endpoint.py -e {settings.endpoint_name})")
             raise ValidationError(f"{chosen.name} of {settings.endpoint_name} {what}")
-        variants = ((dataclasses.replace(chosen, weight=1.0),) if change.kind == PROMOTE
-                    else _remaining(live, chosen, settings.endpoint_name))
+        variants = ((dataclasses.replace(chosen, weight=1.0, shadow=False),)
+                    if change.kind == PROMOTE else _remaining(live, chosen, settings.endpoint_name))
         package = resolve_package(model_package_arn(sagemaker, variants[0].model_name))
     capture, decision = planned_capture(settings, previous.data_capture,
                                         serverless=any(v.serverless for v in variants))
     return DeployPlan(UPDATE, variants=variants, deployment_config=None,
                       endpoint_arn=current.get("EndpointArn"), previous=previous,
                       data_capture=capture, capture_decision=decision,
-                      new_model=change.kind == ADD, traffic=change,
+                      new_model=change.needs_package, traffic=change,
                       scaling=plan_dropped_scaling(autoscaling, settings.endpoint_name,
                                                    [v.name for v in live],
                                                    [v.name for v in variants]),
@@ -138,6 +141,8 @@ def _new_variant(settings: DeploySettings, change: TrafficChange, live: list[Var
             hint=["Choose another name, or shift traffic with --set-weights, or replace it: "
                   f"--remove-variant {change.variant} first."])
     model_name = plan_fields(settings, package, run_id)["config_name"]  # <endpoint>-<run id>
+    if change.kind == SHADOW:
+        return _shadow_variant(settings, change, live, model_name)
     if settings.serverless is not None:
         return Variant(change.variant or "", model_name, weight=change.weight or 0.0,
                        serverless=(settings.serverless.memory_mb,
@@ -150,6 +155,24 @@ def _new_variant(settings: DeploySettings, change: TrafficChange, live: list[Var
                    settings.instance_count, weight=change.weight or 0.0)
 
 
+def _shadow_variant(settings: DeploySettings, change: TrafficChange, live: list[Variant],
+                    model_name: str) -> Variant:
+    """The shadow beside the one production variant: SageMaker copies to it the share of the
+    requests that its weight is of the production variant's."""
+    production = [v for v in live if not v.shadow]
+    if len(production) != 1 or len(live) != 1:
+        raise ValidationError(
+            f"A shadow test needs an endpoint with one variant; {settings.endpoint_name} serves "
+            f"{', '.join(v.name + (' (shadow)' if v.shadow else '') for v in live)}",
+            hint="Promote or remove variants first (--promote, --remove-variant).")
+    if settings.serverless is not None or production[0].serverless:
+        raise ValidationError("Shadow variants run on instances, not serverless",
+                              hint="Deploy the endpoint and the shadow on instances.")
+    weight = production[0].weight * (change.sampling or 100) / 100
+    return Variant(change.variant or "", model_name, settings.instance_type,
+                   settings.instance_count, weight=weight, shadow=True)
+
+
 def _known_variant(live: list[Variant], change: TrafficChange, endpoint_name: str) -> Variant:
     found = next((v for v in live if v.name == change.variant), None)
     if found is None:
@@ -160,7 +183,13 @@ def _known_variant(live: list[Variant], change: TrafficChange, endpoint_name: st
 
 
 def _remaining(live: list[Variant], removed: Variant, endpoint_name: str) -> tuple[Variant, ...]:
-    rest = tuple(sorted((v for v in live if v.name != removed.name), key=lambda v: -v.weight))
+    # Production variants first (the plan's first variant names the package of the release).
+    rest = tuple(sorted((v for v in live if v.name != removed.name),
+                        key=lambda v: (v.shadow, -v.weight)))
+    if rest and rest[0].shadow:
+        raise ValidationError(f"{removed.name} is the production variant of {endpoint_name}; "
+                              f"without it only the shadow {rest[0].name} would be left",
+                              hint=f"Promote the shadow instead: --promote {rest[0].name}")
     if all(v.weight == 0 for v in rest):
         raise ValidationError(
             f"Removing {removed.name} leaves {endpoint_name} no variant with traffic (the others "

@@ -116,8 +116,12 @@ def capture_from_args(args: Any, sources: Mapping[str, str]) -> tuple[DataCaptur
 # Variants: one traffic change per run
 
 ADD, WEIGHTS, PROMOTE, REMOVE = "add-variant", "set-weights", "promote", "remove-variant"
+SHADOW = "shadow"
+SHADOW_VARIANT = "shadow"  # the name of the shadow variant --shadow adds
+DEFAULT_SHADOW_SAMPLING = 100
 _CHANGE_FLAGS = ((ADD, "add_variant", "--add-variant"), (WEIGHTS, "set_weights", "--set-weights"),
-                 (PROMOTE, "promote", "--promote"), (REMOVE, "remove_variant", "--remove-variant"))
+                 (PROMOTE, "promote", "--promote"), (REMOVE, "remove_variant", "--remove-variant"),
+                 (SHADOW, "shadow", "--shadow"))
 _VARIANT_RULE = ("Variant names use letters, digits and hyphens, at most 63 characters, starting "
                  "and ending with a letter or digit.")
 
@@ -131,19 +135,16 @@ class TrafficChange:
     weight: float | None = None  # ADD: the new variant's weight
     weights: tuple[tuple[str, float], ...] = ()  # WEIGHTS: variant -> weight, as asked
 
+    sampling: int | None = None  # SHADOW: percent of the requests copied to the shadow
+
     @property
     def needs_package(self) -> bool:
         """Only a new variant serves a package of its own; the others rearrange live models."""
-        return self.kind == ADD
-
-    @property
-    def new_variant_set(self) -> bool:
-        """A new config whose variant names differ from the live ones (no deployment guardrails)."""
-        return self.kind in (ADD, PROMOTE, REMOVE)
+        return self.kind in (ADD, SHADOW)
 
     def summary(self) -> dict[str, Any]:
         return {"change": self.kind, "variant": self.variant, "weight": self.weight,
-                "weights": dict(self.weights) or None}
+                "weights": dict(self.weights) or None, "shadow_sampling": self.sampling}
 
 
 def parse_weights(raw: str) -> tuple[tuple[str, float], ...]:
@@ -205,6 +206,10 @@ def traffic_from_args(args: Any, sources: Mapping[str, str]) -> TrafficChange | 
     """The one traffic change asked for, or None; a ValidationError for what cannot work."""
     given = [(kind, flag) for kind, dest, flag in _CHANGE_FLAGS if getattr(args, dest)]
     weight_given = sources.get("weight") in ("flag", "env")
+    sampling_given = sources.get("shadow_sampling") in ("flag", "env")
+    if sampling_given and not args.shadow:
+        raise ValidationError("--shadow-sampling needs --shadow",
+                              hint="Add --shadow to deploy the package as a shadow variant.")
     if len(given) > 1:
         raise ValidationError(f"{' and '.join(flag for _, flag in given)} exclude each other: "
                               "one traffic change per run", hint="Run them one after the other.")
@@ -218,7 +223,13 @@ def traffic_from_args(args: Any, sources: Mapping[str, str]) -> TrafficChange | 
     if kind != ADD and weight_given:
         raise ValidationError(f"--weight goes with --add-variant, not {flag}",
                               hint="Use --set-weights VARIANT=WEIGHT,... for live variants.")
-    if kind == WEIGHTS:
+    if kind == SHADOW:
+        if not 1 <= args.shadow_sampling <= 100:
+            raise ValidationError(f"Invalid --shadow-sampling: {args.shadow_sampling}; the "
+                                  "shadow receives a copy of 1-100 % of the requests",
+                                  hint="Use --shadow-sampling between 1 and 100.")
+        change = TrafficChange(SHADOW, SHADOW_VARIANT, sampling=args.shadow_sampling)
+    elif kind == WEIGHTS:
         check_weights(args.set_weights)
         change = TrafficChange(WEIGHTS, weights=tuple(args.set_weights))
     elif kind == ADD:

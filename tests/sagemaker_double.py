@@ -32,6 +32,9 @@ manager, so it works in-process under `mock_aws` and over HTTP with `ThreadedMot
   ThrottlingException before moto sees them (botocore retries each).
 - `on_call(action, callback)`: run a callback (given moto's SageMaker backend) just before or just
   after moto handles an action: a rival deploy's create, a Ctrl-C or a `kill -9` at that step.
+- Shadow variants (moto ignores ShadowProductionVariants): kept on the config and shown by
+  DescribeEndpoint of an endpoint on it, with their weights; one shadow beside one production
+  variant, as SageMaker's shadow tests take.
 - A variant of weight 0 keeps CurrentWeight/DesiredWeight 0 (moto leaves them out).
 - AddTags overwrites the value of a key the resource has already, as SageMaker does (moto
   appends a second tag of the same key).
@@ -398,11 +401,26 @@ class SageMakerDouble:
             arn = (f"arn:aws:sagemaker:{self.region}:{self.account}:"
                    f"{noun.replace(' configuration', '-config')}/{name}")
             raise ValidationError(message=f'Cannot create already existing {noun} "{arn}".')
+        if action == "CreateEndpointConfig":
+            shadows = self._checked_shadows(response)
         result = create(response)
+        if action == "CreateEndpointConfig" and shadows:
+            getattr(response.sagemaker_backend, store)[name].shadow_production_variants = shadows
         if self._lost[action] > 0:
             self._lost[action] -= 1
             raise RequestTimeoutException()
         return result
+
+    @staticmethod
+    def _checked_shadows(response: SageMakerResponse) -> list[dict]:
+        """moto ignores ShadowProductionVariants; SageMaker keeps them, one shadow beside one
+        production variant."""
+        shadows = response._get_param("ShadowProductionVariants") or []
+        variants = response._get_param("ProductionVariants") or []
+        if shadows and (len(shadows) > 1 or len(variants) > 1):
+            raise ValidationError(message="A shadow test takes one production variant and one "
+                                          "shadow variant")
+        return shadows
 
     @staticmethod
     def _refuse_serverless_exclusions(response: SageMakerResponse) -> None:
@@ -419,6 +437,7 @@ class SageMakerDouble:
     def _on_created(self, backend: Any, name: str) -> None:
         endpoint = backend.endpoints[name]
         _keep_zero_weights(endpoint, backend.endpoint_configs[endpoint.endpoint_config_name])
+        _show_shadows(endpoint, backend.endpoint_configs[endpoint.endpoint_config_name])
         script = self._create_scripts.pop(name, None) or self._create_scripts.pop(None, None)
         if script is None:
             return
@@ -447,6 +466,7 @@ class SageMakerDouble:
                 config.production_variants)
             endpoint.data_capture_config = config.data_capture_config  # moto keeps the old one
             _keep_zero_weights(endpoint, config)
+            _show_shadows(endpoint, config)
             for summary in endpoint.production_variants:
                 kept = (transition.retained_counts or {}).get(summary["VariantName"])
                 if kept is not None and "DesiredInstanceCount" in summary:
@@ -631,6 +651,18 @@ class SageMakerDouble:
         logs.put_log_events(group, drop.stream,
                             [{"timestamp": now + i, "message": line}
                              for i, line in enumerate(drop.lines)])
+
+
+def _show_shadows(endpoint: Any, config: Any) -> None:
+    """The endpoint shows its config's shadow variants (as moto shows production ones)."""
+    shadows = getattr(config, "shadow_production_variants", None)
+    if shadows:
+        endpoint.shadow_production_variants = endpoint._process_production_variants(shadows)
+        for summary, spec in zip(endpoint.shadow_production_variants, shadows, strict=True):
+            summary["CurrentWeight"] = summary["DesiredWeight"] = float(
+                spec.get("InitialVariantWeight", 1.0))
+    elif hasattr(endpoint, "shadow_production_variants"):
+        del endpoint.shadow_production_variants
 
 
 def _keep_zero_weights(endpoint: Any, config: Any) -> None:
