@@ -151,8 +151,20 @@ def _new_variant(settings: DeploySettings, change: TrafficChange, live: list[Var
     if any(v.serverless for v in live):
         raise ValidationError("A serverless endpoint serves one variant: a second cannot be "
                               "added", hint="Deploy the A/B test on instances.")
+    _warn_on_share(change, live)
     return Variant(change.variant or "", model_name, settings.instance_type,
                    settings.instance_count, weight=change.weight or 0.0)
+
+
+def _warn_on_share(change: TrafficChange, live: list[Variant]) -> None:
+    """Weights are relative: --weight 10 beside a champion of weight 1 is 91 % of the traffic."""
+    others = sum(v.weight for v in live if not v.shadow)
+    share = 100 * (change.weight or 0.0) / ((change.weight or 0.0) + others or 1.0)
+    if share > 50:
+        output.print_warning(
+            f"{change.variant} will get {share:.0f} % of the traffic: weights are relative, and "
+            f"the live variants weigh {others:g} together (--weight {others / 9:g} would be "
+            "10 %)")
 
 
 def _shadow_variant(settings: DeploySettings, change: TrafficChange, live: list[Variant],

@@ -78,6 +78,16 @@ def test_add_variant_serves_the_package_beside_the_live_model(aws, env, ab):
     assert document["release"] == 2  # recorded as the endpoint's next release
 
 
+def test_a_challenger_getting_most_of_the_traffic_is_warned_about(aws, env, capsys):
+    v1 = register_package(aws.sagemaker)
+    assert main(["-a", v1, "-e", "qc-prod"], env) == 0
+    capsys.readouterr()
+    assert main(["-a", v1, "-e", "qc-prod", "--add-variant", "b", "--weight", "10",
+                 "--dry-run"], env) == 0
+    captured = capsys.readouterr()
+    assert "b will get 91 % of the traffic: weights are relative" in captured.out + captured.err
+
+
 def test_set_weights_shifts_traffic_without_a_new_fleet(aws, env, ab, capsys):
     before = resources(aws.sagemaker)
     config = live_config(aws)["EndpointConfigName"]
