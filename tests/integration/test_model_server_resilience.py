@@ -172,6 +172,20 @@ def test_a_body_that_stops_arriving_gets_a_json_408_at_the_timeout(served):
     assert _ping(server.port) == 200
 
 
+def test_a_request_that_is_not_http_gets_the_http_cores_bodiless_400_and_the_server_lives(served):
+    """The documented exception to JSON errors (artifacts/README.md): hyper, inside granian,
+    answers a request it cannot parse before granian or the app sees it."""
+    server = served()
+    wait_until_healthy(server)
+    for garbage in (b"GARBAGE\r\n\r\n", b"GET /ping HTTP/1.1\r\nHost: x\r\nNo colon\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as client:
+            client.sendall(garbage)
+            reply = _read_reply(client).lower()
+        assert reply.startswith(b"http/1.1 400 bad request\r\n"), reply
+        assert b"content-length: 0\r\n" in reply and b"server: granian" not in reply, reply
+    assert _ping(server.port) == 200
+
+
 def _read_reply(client: socket.socket) -> bytes:
     reply = b""
     while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
