@@ -83,6 +83,17 @@ def deploy_script():
     return _script
 
 
+def main(argv: list[str], env: dict[str, str]) -> int:
+    """deploy-model.py's own `main`, on the real clock, as a user runs it."""
+    return deploy_script().main(argv, env)
+
+
+def live_config(sagemaker: Any, endpoint: str = "qc-prod") -> dict[str, Any]:
+    """The endpoint config `endpoint` serves from now, as DescribeEndpointConfig answers."""
+    current = sagemaker.describe_endpoint(EndpointName=endpoint)
+    return sagemaker.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
+
+
 def register_package(sagemaker: Any, *, group: str = GROUP, approved: bool = True,
                      image: str = FOREIGN_IMAGE, labels: str | None = None,
                      feature_count: int | None = None) -> str:
@@ -148,6 +159,12 @@ def run_deploy(argv: list[str], env: dict[str, str], timing_: Any = None) -> int
     return run(lambda: deploy(settings_from_args(args, env, datetime.now(),
                                                  sources=parser.value_sources), timing_),
                debug=args.debug)
+
+
+def deploy(aws: Any, env: dict[str, str], *args: str, clock: FakeClock | None = None,
+           **timing_overrides: Any) -> int:
+    """Deploy the package the test registered as `aws.arn`, on a fake clock."""
+    return run_deploy(["-a", aws.arn, *args], env, timing(clock, **timing_overrides))
 
 
 def one_json_document(text: str) -> dict:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import load_script
 from tests.deploy_support import (
     EMPTY,
     deploy_script,
-    emulated_sagemaker,
     one_json_document,
     register_package,
 )
@@ -19,15 +20,8 @@ delete_script = load_script("utils/delete_endpoint.py")
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        yield double
-
-
-@pytest.fixture
-def env(account_env, tmp_path):
-    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01",
-            "DEPLOY_MODEL_STATE_DIR": str(tmp_path / "state")}
+def env(deploy_env, tmp_path):
+    return {**deploy_env, "DEPLOY_MODEL_STATE_DIR": str(tmp_path / "state")}
 
 
 def deployed(aws, env, name="qc-del"):
@@ -86,13 +80,19 @@ def test_bad_name_is_refused_before_anything_else(aws, env, capsys):
     assert "Invalid endpoint name" in capsys.readouterr().err
 
 
-def test_a_local_endpoint_is_stopped_without_asking_aws(tmp_path, capsys):
-    state = tmp_path / "state"
-    directory = local_endpoints.endpoint_dir(state, "qc-local")
+def stopped_local_endpoint(state: Path, name: str = "qc-local") -> Path:
+    """The record of a local endpoint whose server no longer runs (its pid is no process)."""
+    directory = local_endpoints.endpoint_dir(state, name)
     local_endpoints.write_record(directory, {
-        "endpoint_name": "qc-local", "pid": 2_000_000_000, "port": 1, "url": "http://127.0.0.1:1",
+        "endpoint_name": name, "pid": 2_000_000_000, "port": 1, "url": "http://127.0.0.1:1",
         "model_package_arn": "arn:aws:sagemaker:ca-central-1:123456789012:model-package/g/1",
         "created_at": "2026-01-15T09:30:05Z", "server_command": ["serve"]})
+    return directory
+
+
+def test_a_local_endpoint_is_stopped_without_asking_aws(tmp_path, capsys):
+    state = tmp_path / "state"
+    directory = stopped_local_endpoint(state)
     env = {"DEPLOY_MODEL_STATE_DIR": str(state), "NO_COLOR": "1"}  # no AWS_REGION: not needed
     assert delete_script.main(["-e", "qc-local", "--json"], env) == 0
     doc = one_json_document(capsys.readouterr().out)
@@ -135,11 +135,7 @@ def test_dry_run_of_a_missing_endpoint_fails_unless_if_exists(aws, env, capsys):
 
 def test_dry_run_of_a_local_endpoint_keeps_it(tmp_path, capsys):
     state = tmp_path / "state"
-    directory = local_endpoints.endpoint_dir(state, "qc-local")
-    local_endpoints.write_record(directory, {
-        "endpoint_name": "qc-local", "pid": 2_000_000_000, "port": 1, "url": "http://127.0.0.1:1",
-        "model_package_arn": "arn:aws:sagemaker:ca-central-1:123456789012:model-package/g/1",
-        "created_at": "2026-01-15T09:30:05Z", "server_command": ["serve"]})
+    directory = stopped_local_endpoint(state)
     env = {"DEPLOY_MODEL_STATE_DIR": str(state), "NO_COLOR": "1"}
     assert delete_script.main(["-e", "qc-local", "--dry-run", "--json"], env) == 0
     doc = one_json_document(capsys.readouterr().out)

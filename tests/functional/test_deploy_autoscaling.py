@@ -11,8 +11,8 @@ from modules.scaling_settings import Autoscale
 from tests.deploy_support import (
     EMPTY,
     client,
-    deploy_script,
-    emulated_sagemaker,
+    live_config,
+    main,
     one_json_document,
     register_package,
 )
@@ -23,19 +23,10 @@ DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        double.autoscaling = client("application-autoscaling")
-        yield double
-
-
-@pytest.fixture
-def env(account_env):
-    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01"}
-
-
-def main(argv, env):
-    return deploy_script().main(argv, env)
+def aws(aws):
+    """The shared double, with an Application Auto Scaling client: `aws.autoscaling`."""
+    aws.autoscaling = client("application-autoscaling")
+    return aws
 
 
 def target(aws, rid=RID):
@@ -52,10 +43,7 @@ def policies(aws, rid=RID):
 
 
 def instance_type(aws, endpoint="qc-prod"):
-    current = aws.sagemaker.describe_endpoint(EndpointName=endpoint)
-    config = aws.sagemaker.describe_endpoint_config(
-        EndpointConfigName=current["EndpointConfigName"])
-    return config["ProductionVariants"][0].get("InstanceType")
+    return live_config(aws.sagemaker, endpoint)["ProductionVariants"][0].get("InstanceType")
 
 
 @pytest.fixture

@@ -12,28 +12,12 @@ from tests.deploy_support import (
     GROUP,
     OWN_IMAGE,
     client,
-    deploy_script,
-    emulated_sagemaker,
+    main,
     one_json_document,
     register_package,
     tags_of,
 )
 from tests.sagemaker_double import resources
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        yield double
-
-
-@pytest.fixture
-def env(account_env):
-    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01"}
-
-
-def main(argv, env):
-    return deploy_script().main(argv, env)
 
 
 def test_create_deploys_a_tagged_model_config_and_endpoint(aws, env, capsys, tmp_path):

@@ -7,8 +7,8 @@ import pytest
 
 from tests.deploy_support import (
     EMPTY,
-    deploy_script,
-    emulated_sagemaker,
+    live_config,
+    main,
     one_json_document,
     register_package,
 )
@@ -17,34 +17,13 @@ from tests.sagemaker_double import resources
 CAPTURE = "s3://qc-capture/endpoints/qc-prod"
 
 
-@pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        yield double
-
-
-@pytest.fixture
-def env(account_env):
-    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01"}
-
-
-def main(argv, env):
-    return deploy_script().main(argv, env)
-
-
-def _live_config(aws, endpoint="qc-prod"):
-    current = aws.sagemaker.describe_endpoint(EndpointName=endpoint)
-    return aws.sagemaker.describe_endpoint_config(
-        EndpointConfigName=current["EndpointConfigName"])
-
-
 def test_create_with_data_capture_captures_input_and_output(aws, env, capsys):
     arn = register_package(aws.sagemaker)
     code = main(["-a", arn, "-e", "qc-prod", "--data-capture", CAPTURE, "--capture-percent", "20",
                  "--json"], env)
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    capture = _live_config(aws)["DataCaptureConfig"]
+    capture = live_config(aws.sagemaker)["DataCaptureConfig"]
     assert capture["EnableCapture"] is True
     assert capture["InitialSamplingPercentage"] == 20
     assert capture["DestinationS3Uri"] == CAPTURE
@@ -57,7 +36,7 @@ def test_capture_settings_come_from_the_environment_too(aws, env, capsys):
     arn = register_package(aws.sagemaker)
     env = {**env, "DATA_CAPTURE": CAPTURE, "CAPTURE_PERCENT": "5"}
     assert main(["-a", arn, "-e", "qc-prod", "--capture-percent", "7"], env) == 0
-    capture = _live_config(aws)["DataCaptureConfig"]
+    capture = live_config(aws.sagemaker)["DataCaptureConfig"]
     assert (capture["DestinationS3Uri"], capture["InitialSamplingPercentage"]) == (CAPTURE, 7)
 
 
@@ -65,12 +44,12 @@ def test_an_update_keeps_the_live_capture_and_says_so(aws, env, capsys):
     arn = register_package(aws.sagemaker)
     assert main(["-a", arn, "-e", "qc-prod", "--data-capture", CAPTURE,
                  "--capture-percent", "30"], env) == 0
-    first = _live_config(aws)
+    first = live_config(aws.sagemaker)
     capsys.readouterr()
     code = main(["-a", arn, "-e", "qc-prod", "-t", "ml.m5.large"], env)
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    second = _live_config(aws)
+    second = live_config(aws.sagemaker)
     assert second["EndpointConfigName"] != first["EndpointConfigName"]
     assert second["DataCaptureConfig"] == first["DataCaptureConfig"]
     assert f"kept from {first['EndpointConfigName']}" in captured.err + captured.out
@@ -93,17 +72,17 @@ def test_no_data_capture_drops_it_and_a_new_destination_replaces_it(aws, env, ca
     assert main(["-a", arn, "-e", "qc-prod", "--data-capture", CAPTURE], env) == 0
     assert main(["-a", arn, "-e", "qc-prod", "--data-capture", "s3://qc-capture/v2",
                  "--capture-percent", "50"], env) == 0
-    capture = _live_config(aws)["DataCaptureConfig"]
+    capture = live_config(aws.sagemaker)["DataCaptureConfig"]
     assert (capture["DestinationS3Uri"], capture["InitialSamplingPercentage"]) == (
         "s3://qc-capture/v2", 50)
     capsys.readouterr()
     assert main(["-a", arn, "-e", "qc-prod", "--no-data-capture"], env) == 0
     captured = capsys.readouterr()
     assert "none (--no-data-capture drops the capture" in captured.out + captured.err
-    assert not _live_config(aws).get("DataCaptureConfig")
+    assert not live_config(aws.sagemaker).get("DataCaptureConfig")
     # Nothing to keep any more: the next update captures nothing either.
     assert main(["-a", arn, "-e", "qc-prod"], env) == 0
-    assert not _live_config(aws).get("DataCaptureConfig")
+    assert not live_config(aws.sagemaker).get("DataCaptureConfig")
 
 
 def test_a_serverless_update_of_a_capturing_endpoint_needs_no_data_capture(aws, env, capsys):
@@ -118,7 +97,7 @@ def test_a_serverless_update_of_a_capturing_endpoint_needs_no_data_capture(aws, 
     assert resources(aws.sagemaker) == before
     assert main(["-a", arn, "-e", "qc-prod", "--serverless-memory", "1024",
                  "--no-data-capture"], env) == 0
-    assert "ServerlessConfig" in _live_config(aws)["ProductionVariants"][0]
+    assert "ServerlessConfig" in live_config(aws.sagemaker)["ProductionVariants"][0]
 
 
 @pytest.mark.parametrize("argv, env_extra, says", [

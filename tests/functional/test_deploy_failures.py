@@ -15,12 +15,10 @@ from tests.deploy_support import (
     EMPTY,
     VALID_ANSWER,
     FakeClock,
-    emulated_sagemaker,
+    deploy,
     one_json_document,
     register_package,
-    run_deploy,
     tags_of,
-    timing,
 )
 from tests.sagemaker_double import resources
 from utils.errors import Terminated
@@ -34,19 +32,15 @@ TRACEBACK = ["Loading model from /opt/ml/model",
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        double.arn = register_package(double.sagemaker)
-        yield double
+def aws(aws):
+    """The shared double, with one Approved package registered: `aws.arn`."""
+    aws.arn = register_package(aws.sagemaker)
+    return aws
 
 
 @pytest.fixture
 def env(account_env):
     return {**account_env, "NO_COLOR": "1"}
-
-
-def deploy(aws, env, *args, clock=None, **timing_overrides):
-    return run_deploy(["-a", aws.arn, *args], env, timing(clock, **timing_overrides))
 
 
 def existing_endpoint(aws, env, capsys, name="qc-live"):

@@ -14,12 +14,10 @@ import pytest
 from tests.conftest import ACCOUNT
 from tests.deploy_support import (
     FakeClock,
-    emulated_sagemaker,
+    deploy,
     one_json_document,
     register_package,
-    run_deploy,
     tags_of,
-    timing,
 )
 from tests.sagemaker_double import resources
 
@@ -28,19 +26,15 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/SageMakerExecutionRole"
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        double.arn = register_package(double.sagemaker)
-        yield double
+def aws(aws):
+    """The shared double, with one Approved package registered: `aws.arn`."""
+    aws.arn = register_package(aws.sagemaker)
+    return aws
 
 
 @pytest.fixture
 def env(account_env):
     return {**account_env, "NO_COLOR": "1"}
-
-
-def deploy(aws, env, *args, clock=None):
-    return run_deploy(["-a", aws.arn, *args], env, timing(clock))
 
 
 def rival_config(aws) -> str:

@@ -11,31 +11,25 @@ import pytest
 
 from tests.conftest import ACCOUNT
 from tests.deploy_support import (
-    emulated_sagemaker,
+    deploy,
     one_json_document,
     register_package,
-    run_deploy,
     tags_of,
-    timing,
 )
 
 SHA = "ab" * 32
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        double.arn = register_package(double.sagemaker)
-        yield double
+def aws(aws):
+    """The shared double, with one Approved package registered: `aws.arn`."""
+    aws.arn = register_package(aws.sagemaker)
+    return aws
 
 
 @pytest.fixture
 def env(account_env):
     return {**account_env, "NO_COLOR": "1"}
-
-
-def deploy(aws, env, *args):
-    return run_deploy(["-a", aws.arn, *args], env, timing())
 
 
 def releases(aws, name="qc-rel"):

@@ -11,7 +11,6 @@ import json
 import pytest
 
 from tests.deploy_support import (
-    emulated_sagemaker,
     one_json_document,
     register_package,
     run_deploy,
@@ -21,10 +20,10 @@ from tests.sagemaker_double import resources
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        double.arn = register_package(double.sagemaker)
-        yield double
+def aws(aws):
+    """The shared double, with one Approved package registered: `aws.arn`."""
+    aws.arn = register_package(aws.sagemaker)
+    return aws
 
 
 @pytest.fixture

@@ -7,34 +7,16 @@ import pytest
 
 from tests.deploy_support import (
     EMPTY,
-    deploy_script,
-    emulated_sagemaker,
+    live_config,
+    main,
     one_json_document,
     register_package,
 )
 from tests.sagemaker_double import resources
 
 
-@pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        yield double
-
-
-@pytest.fixture
-def env(account_env):
-    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01"}
-
-
-def main(argv, env):
-    return deploy_script().main(argv, env)
-
-
 def _variant(aws, endpoint="qc-dev"):
-    current = aws.sagemaker.describe_endpoint(EndpointName=endpoint)
-    config = aws.sagemaker.describe_endpoint_config(
-        EndpointConfigName=current["EndpointConfigName"])
-    [variant] = config["ProductionVariants"]
+    [variant] = live_config(aws.sagemaker, endpoint)["ProductionVariants"]
     return variant
 
 

@@ -7,32 +7,11 @@ from __future__ import annotations
 import pytest
 
 from tests.deploy_support import (
-    deploy_script,
-    emulated_sagemaker,
+    live_config,
+    main,
     one_json_document,
     register_package,
 )
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        yield double
-
-
-@pytest.fixture
-def env(account_env):
-    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01"}
-
-
-def main(argv, env):
-    return deploy_script().main(argv, env)
-
-
-def live_config(aws, endpoint="qc-prod"):
-    current = aws.sagemaker.describe_endpoint(EndpointName=endpoint)
-    return aws.sagemaker.describe_endpoint_config(
-        EndpointConfigName=current["EndpointConfigName"])
 
 
 def package_of(aws, model_name):
@@ -52,7 +31,7 @@ def shadowed(aws, env, capsys):
 
 def test_shadow_serves_a_copy_of_the_requests_beside_the_production_variant(aws, shadowed):
     v1, v2, document = shadowed
-    config = live_config(aws)
+    config = live_config(aws.sagemaker)
     [production] = config["ProductionVariants"]
     [shadow] = config["ShadowProductionVariants"]
     assert (production["VariantName"], shadow["VariantName"]) == ("AllTraffic", "shadow")
@@ -76,13 +55,13 @@ def test_dry_run_shows_the_sampling(aws, env, capsys):
                 env) == 0
     captured = capsys.readouterr()
     assert "shadow, a copy of 5 % of the requests" in captured.out + captured.err
-    assert "ShadowProductionVariants" not in live_config(aws)
+    assert "ShadowProductionVariants" not in live_config(aws.sagemaker)
 
 
 def test_promote_makes_the_shadow_the_production_variant(aws, env, shadowed, capsys):
     _, v2, _ = shadowed
     assert main(["-e", "qc-prod", "--promote", "shadow"], env) == 0, capsys.readouterr().err
-    config = live_config(aws)
+    config = live_config(aws.sagemaker)
     [variant] = config["ProductionVariants"]
     assert variant["VariantName"] == "shadow" and package_of(aws, variant["ModelName"]) == v2
     assert not config.get("ShadowProductionVariants")
@@ -93,7 +72,7 @@ def test_promote_makes_the_shadow_the_production_variant(aws, env, shadowed, cap
 def test_remove_variant_ends_the_shadow_test(aws, env, shadowed, capsys):
     v1, _, _ = shadowed
     assert main(["-e", "qc-prod", "--remove-variant", "shadow"], env) == 0
-    config = live_config(aws)
+    config = live_config(aws.sagemaker)
     assert not config.get("ShadowProductionVariants")
     assert package_of(aws, config["ProductionVariants"][0]["ModelName"]) == v1
 

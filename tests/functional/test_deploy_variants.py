@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.deploy_support import (
-    deploy_script,
-    emulated_sagemaker,
+    live_config,
+    main,
     one_json_document,
     register_package,
     tags_of,
@@ -16,30 +16,9 @@ from tests.deploy_support import (
 from tests.sagemaker_double import resources
 
 
-@pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        yield double
-
-
-@pytest.fixture
-def env(account_env):
-    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01"}
-
-
-def main(argv, env):
-    return deploy_script().main(argv, env)
-
-
 def weights(aws, endpoint="qc-prod"):
     current = aws.sagemaker.describe_endpoint(EndpointName=endpoint)
     return {v["VariantName"]: v["CurrentWeight"] for v in current["ProductionVariants"]}
-
-
-def live_config(aws, endpoint="qc-prod"):
-    current = aws.sagemaker.describe_endpoint(EndpointName=endpoint)
-    return aws.sagemaker.describe_endpoint_config(
-        EndpointConfigName=current["EndpointConfigName"])
 
 
 @pytest.fixture
@@ -58,7 +37,7 @@ def ab(aws, env, capsys):
 
 def test_add_variant_serves_the_package_beside_the_live_model(aws, env, ab):
     v1, v2, document = ab
-    config = live_config(aws)
+    config = live_config(aws.sagemaker)
     variants = {v["VariantName"]: v for v in config["ProductionVariants"]}
     assert set(variants) == {"AllTraffic", "challenger"}
     assert variants["challenger"]["InitialVariantWeight"] == 10
@@ -90,13 +69,13 @@ def test_a_challenger_getting_most_of_the_traffic_is_warned_about(aws, env, caps
 
 def test_set_weights_shifts_traffic_without_a_new_fleet(aws, env, ab, capsys):
     before = resources(aws.sagemaker)
-    config = live_config(aws)["EndpointConfigName"]
+    config = live_config(aws.sagemaker)["EndpointConfigName"]
     aws.weights_update_takes(3)
     code = main(["-e", "qc-prod", "--set-weights", "AllTraffic=0,challenger=100", "--json"], env)
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert weights(aws) == {"AllTraffic": 0.0, "challenger": 100.0}
-    assert live_config(aws)["EndpointConfigName"] == config  # no new config, no new fleet
+    assert live_config(aws.sagemaker)["EndpointConfigName"] == config  # no new config, no new fleet
     assert resources(aws.sagemaker) == before
     assert aws.weight_requests[-1] == [{"VariantName": "AllTraffic", "DesiredWeight": 0.0},
                                        {"VariantName": "challenger", "DesiredWeight": 100.0}]
@@ -163,7 +142,7 @@ def test_promote_makes_the_challenger_the_only_variant(aws, env, ab, capsys):
     code = main(["-e", "qc-prod", "--promote", "challenger", "--json"], env)
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    [variant] = live_config(aws)["ProductionVariants"]
+    [variant] = live_config(aws.sagemaker)["ProductionVariants"]
     assert variant["VariantName"] == "challenger"
     model = aws.sagemaker.describe_model(ModelName=variant["ModelName"])
     assert model["Containers"][0]["ModelPackageName"] == v2
@@ -179,7 +158,7 @@ def test_remove_variant_keeps_the_others_with_their_weights(aws, env, ab, capsys
     v1, _, _ = ab
     code = main(["-e", "qc-prod", "--remove-variant", "challenger"], env)
     assert code == 0, capsys.readouterr().err
-    [variant] = live_config(aws)["ProductionVariants"]
+    [variant] = live_config(aws.sagemaker)["ProductionVariants"]
     assert variant["VariantName"] == "AllTraffic"
     model = aws.sagemaker.describe_model(ModelName=variant["ModelName"])
     assert model["Containers"][0]["ModelPackageName"] == v1
@@ -266,7 +245,7 @@ def test_set_weights_from_the_environment_and_without_a_package(aws, env, ab, ca
 
 def test_keep_releases_1_removes_what_the_promotion_superseded(aws, env, ab, capsys):
     assert main(["-e", "qc-prod", "--promote", "challenger", "--keep-releases", "1"], env) == 0
-    [variant] = live_config(aws)["ProductionVariants"]
+    [variant] = live_config(aws.sagemaker)["ProductionVariants"]
     state = resources(aws.sagemaker)
     assert (len(state["configs"]), state["models"]) == (1, [variant["ModelName"]])
 
@@ -274,7 +253,7 @@ def test_keep_releases_1_removes_what_the_promotion_superseded(aws, env, ab, cap
 def test_release_tags_name_the_promoted_package(aws, env, ab, capsys):
     _, v2, _ = ab
     assert main(["-e", "qc-prod", "--promote", "challenger"], env) == 0
-    config = live_config(aws)
+    config = live_config(aws.sagemaker)
     tags = tags_of(aws.sagemaker, config["EndpointConfigArn"])
     assert tags["ModelPackageArn"] == v2 and tags["DeployRelease"] == "3"
 

@@ -16,7 +16,6 @@ from modules.deploy_package import registered_feature_count
 from tests.deploy_support import (
     EMPTY,
     deploy_script,
-    emulated_sagemaker,
     one_json_document,
     register_package,
 )
@@ -40,17 +39,6 @@ def test_a_package_without_the_metadata_has_no_count():
 
 
 # --- deploy: the smoke test is checked against the package before anything is created ----------
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        yield double
-
-
-@pytest.fixture
-def deploy_env(account_env):
-    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01"}
 
 
 def test_a_smoke_test_of_the_wrong_width_is_refused_before_anything_is_created(

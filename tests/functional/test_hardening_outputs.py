@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ACCOUNT_ENV, load_script
-from tests.deploy_support import EMPTY, deploy_script, emulated_sagemaker, register_package
+from tests.deploy_support import EMPTY, deploy_script, register_package
 from tests.hardening_support import character_device
 from tests.packaging_support import (  # noqa: F401
     aws_account,
@@ -25,15 +25,10 @@ PACKAGE = load_script("utils/package-model.py")
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        double.arn = register_package(double.sagemaker)
-        yield double
-
-
-@pytest.fixture
-def deploy_env(account_env):
-    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01"}
+def aws(aws):
+    """The shared double, with one Approved package registered: `aws.arn`."""
+    aws.arn = register_package(aws.sagemaker)
+    return aws
 
 
 def _unwritable(monkeypatch, path: Path) -> None:

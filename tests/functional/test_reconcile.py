@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import load_script
-from tests.deploy_support import emulated_sagemaker, one_json_document, register_package, timing
+from tests.deploy_support import one_json_document, register_package, timing
 from tests.deploy_support import run_deploy as deploy_main
 from tests.sagemaker_double import resources
 
@@ -19,10 +19,10 @@ ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        double.arn = register_package(double.sagemaker)
-        yield double
+def aws(aws):
+    """The shared double, with one Approved package registered: `aws.arn`."""
+    aws.arn = register_package(aws.sagemaker)
+    return aws
 
 
 @pytest.fixture

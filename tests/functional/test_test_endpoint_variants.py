@@ -8,16 +8,10 @@ import json
 import pytest
 
 import test_endpoint
-from tests.deploy_support import VALID_ANSWER, emulated_sagemaker
+from tests.deploy_support import VALID_ANSWER
 
 ROWS = [[2.5, 180.0, 101.3, 0.2], [2.3, 190.0, 104.0, 0.35]]
 DATA = json.dumps({"data": ROWS})
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        yield double
 
 
 @pytest.fixture
