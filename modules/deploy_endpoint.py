@@ -115,7 +115,8 @@ def deploy_endpoint(settings: DeploySettings, *, timing: Timing | None = None) -
     sagemaker, logs, ecr, autoscaling = create_clients(session, "sagemaker", "logs", "ecr",
                                                        "application-autoscaling")
     if settings.traffic is not None and settings.traffic.kind == WEIGHTS:
-        return change_weights(sagemaker, settings, timing)  # no new config: its own run
+        # No new config: its own run.
+        return change_weights(sagemaker, settings, timing, facts_reader(session, timing))
     if settings.traffic is not None:
         resolve = package_resolver(sagemaker, settings,
                                    lambda: resolve_model_package(sagemaker, ecr, settings))
@@ -144,6 +145,14 @@ def rollback_endpoint(settings: DeploySettings, *, timing: Timing | None = None)
     return _run_plan(plan, settings, (sagemaker, logs, autoscaling), session, timing, started)
 
 
+def facts_reader(session: Any, timing: Timing) -> Any:
+    """Who and when, read once a release is recorded (STS only then)."""
+    def facts() -> ReleaseFacts:
+        (sts,) = create_clients(session, "sts")
+        return release_facts(sts, timing.wall(), Path.cwd())
+    return facts
+
+
 def show_history(settings: DeploySettings) -> None:
     """`--history`: the endpoint's releases and failed attempts, read from AWS (or, in local
     mode, from the state directory: no AWS call)."""
@@ -153,8 +162,8 @@ def show_history(settings: DeploySettings) -> None:
         print_history(read_local_history(settings.state_dir, settings.endpoint_name))
         return
     session = get_boto_session(settings.region, settings.profile)
-    (sagemaker,) = create_clients(session, "sagemaker")
-    print_history(read_history(sagemaker, settings.endpoint_name))
+    sagemaker, autoscaling = create_clients(session, "sagemaker", "application-autoscaling")
+    print_history(read_history(sagemaker, settings.endpoint_name, autoscaling))
 
 
 def _run_plan(plan: DeployPlan, settings: DeploySettings, clients: tuple[Any, Any, Any],
@@ -574,8 +583,7 @@ class DeployRun:
         return [Resource(CONFIG, self.plan.config_name), *model]
 
     def release_facts(self) -> ReleaseFacts:
-        (sts,) = create_clients(self.session, "sts")
-        return release_facts(sts, self.timing.wall(), Path.cwd())
+        return facts_reader(self.session, self.timing)()
 
     def record_release(self) -> int | None:
         return record_release(self.sagemaker, self.plan, self.release_facts(), self.endpoint_arn)

@@ -11,16 +11,20 @@ its new config (docs/ARCHITECTURE.md, "Releases"):
   resource itself.
 - on the endpoint: `DeployRelease=<K>`, the release it serves (and the counter's floor when old
   configs are gone).
-- `DeployRelease-<K>=<time> <caller>` on a config that a rollback made live again as release K.
+- `DeployRelease-<K>=<time> <caller>[ weights=<variant>:<weight>/...][ from=<J>]` on a config that
+  was made live again (a rollback to release J) or re-weighted (`--set-weights`) as release K.
 - `DeployFailed-<run id>=<time> <status> <package version> <caller>` on the endpoint: a failed
   attempt; the last few are kept.
 
-`list_releases` reads them back (newest first, the live one marked); `kept_release_configs` is
-what a clean-up must leave alone.
+`list_releases` reads them back (newest first, the live one marked), each with what its config
+serves (variants, weights, capacity, data capture); `kept_release_configs` is what a clean-up must
+leave alone. A release does not record autoscaling: a rollback keeps the scaling the endpoint has,
+so `--history` shows the live scaling, read from Application Auto Scaling, beside the live weights.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from collections.abc import Iterable
@@ -32,18 +36,27 @@ from typing import Any
 from botocore import exceptions as bce
 
 from modules.deploy_package import PackageInfo
-from modules.deploy_plan import RUN_ID_LENGTH, DeployPlan, resource_name_prefix
+from modules.deploy_plan import (
+    RUN_ID_LENGTH,
+    DeployPlan,
+    Variant,
+    resource_name_prefix,
+    variant_of,
+)
 from modules.deploy_resources import (
     CONFIG,
     MODEL,
     Resource,
     RollbackReport,
     Waiting,
-    config_models,
+    describe_config,
+    models_of,
     resource_arn,
     rollback,
     tags_of,
 )
+from modules.deploy_scaling import Scaling, read_scaling
+from modules.deploy_traffic import live_capture
 from modules.deploy_validation import (
     RELEASE_TAG_BUDGET,
     RELEASE_TAG_KEYS,
@@ -66,7 +79,7 @@ from utils.errors import AwsError
 from utils.names import TOOL_NAME
 
 __all__ = ["Release", "ReleaseFacts", "kept_release_configs", "list_releases", "record_release",
-           "release_number", "release_facts"]
+           "record_weights_release", "release_number", "release_facts"]
 
 TAG_REAPPLIED_PREFIX = f"{TAG_RELEASE}-"  # DeployRelease-<K>: this config live again as K
 TAG_FAILED_PREFIX = "DeployFailed-"
@@ -97,15 +110,59 @@ class Release:
     caller: str | None
     time: str | None
     run_id: str | None
-    reapplied_from: int | None = None  # a rollback: the release whose config it made live again
+    reapplied_from: int | None = None  # a rollback: the release it made live again
     state: str = "previous"  # live / previous
+    variants: tuple[Variant, ...] = ()  # what it serves: its config's, with its weights
+    data_capture: dict | None = None  # its config's DataCaptureConfig, when it captures
+    weights_set: bool = False  # --set-weights (or a rollback to one): the config re-weighted
+
+    @property
+    def kind(self) -> str:
+        if self.reapplied_from is not None:
+            return f"rollback to {self.reapplied_from}"
+        return "weights" if self.weights_set else "deploy"
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {v.name: v.weight for v in self.variants if not v.shadow}
+
+    def serves_as(self, other: Release) -> bool:
+        """The same config with the same weights: switching between them changes nothing."""
+        return self.config_name == other.config_name and self.weights == other.weights
 
     def to_dict(self) -> dict[str, Any]:
-        return {"release": self.number, "state": self.state, "config_name": self.config_name,
+        return {"release": self.number, "state": self.state, "kind": self.kind,
+                "config_name": self.config_name,
                 "model_names": list(self.model_names), "model_package_arn": self.package_arn,
                 "version": self.version, "sha256": self.sha256, "git_commit": self.commit,
                 "caller": self.caller, "time": self.time, "run_id": self.run_id,
-                "rollback_to": self.reapplied_from}
+                "rollback_to": self.reapplied_from,
+                "variants": [v.summary() for v in self.variants],
+                "data_capture": capture_text(self.data_capture)}
+
+
+@dataclass(frozen=True)
+class LiveVariant:
+    """A variant as the endpoint serves it now (DescribeEndpoint) and its autoscaling."""
+
+    name: str
+    weight: float
+    capacity: str  # `2/2 x ml.m5.large` (current/desired) or `serverless (...)`
+    shadow: bool = False
+    scaling: Scaling | None = None
+    scaling_known: bool = True  # False: Application Auto Scaling could not be read
+
+    @property
+    def scaling_text(self) -> str:
+        if not self.scaling_known:
+            return "unknown"
+        return self.scaling.describe() if self.scaling else "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "weight": self.weight, "capacity": self.capacity,
+                "shadow": self.shadow,
+                "autoscaling": self.scaling.summary() if self.scaling else None,
+                "autoscaling_text": self.scaling_text}
 
 
 @dataclass(frozen=True)
@@ -128,6 +185,7 @@ class History:
     failed: tuple[FailedAttempt, ...] = ()
     live_config: str | None = None
     endpoint_exists: bool = True
+    live_variants: tuple[LiveVariant, ...] = ()
 
     @property
     def live(self) -> Release | None:
@@ -141,6 +199,7 @@ class History:
         return {"endpoint_name": self.endpoint_name, "endpoint_exists": self.endpoint_exists,
                 "live_release": live.number if live else None,
                 "current_endpoint_config_name": self.live_config,
+                "live_variants": [v.to_dict() for v in self.live_variants],
                 "releases": [r.to_dict() for r in self.releases],
                 "failed": [f.to_dict() for f in self.failed]}
 
@@ -150,6 +209,7 @@ class _ConfigRecord:
     name: str
     tags: dict[str, str]
     models: tuple[str, ...] = field(default_factory=tuple)
+    config: dict = field(default_factory=dict)  # DescribeEndpointConfig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +233,9 @@ def kept_release_configs(sagemaker: Any, endpoint_name: str) -> dict[str, tuple[
     return {r.config_name: r.model_names for r in list_releases(sagemaker, endpoint_name)}
 
 
-def read_history(sagemaker: Any, endpoint_name: str) -> History:
+def read_history(sagemaker: Any, endpoint_name: str, autoscaling: Any = None) -> History:
+    """The endpoint's releases and failed attempts; with an Application Auto Scaling client,
+    also each live variant's scaling."""
     current = describe_endpoint(sagemaker, endpoint_name)
     endpoint_tags = tags_of(sagemaker, current.get("EndpointArn")) if current else {}
     live_config = current.get("EndpointConfigName") if current else None
@@ -181,8 +243,46 @@ def read_history(sagemaker: Any, endpoint_name: str) -> History:
     releases = sorted((r for record in records for r in _releases_of(record)),
                       key=lambda r: r.number, reverse=True)
     releases = _mark_live(releases, live_config, release_number(endpoint_tags))
+    configured = next((config_variants(r.config) for r in records if r.name == live_config), ())
     return History(endpoint_name, tuple(releases), tuple(_failed_attempts(endpoint_tags)),
-                   live_config, current is not None)
+                   live_config, current is not None,
+                   _live_variants(current, autoscaling, {v.name: v for v in configured})
+                   if current else ())
+
+
+def _live_variants(current: dict, autoscaling: Any, configured: dict[str, Variant]
+                   ) -> tuple[LiveVariant, ...]:
+    """The endpoint's variants now; instance types come from its config (DescribeEndpoint
+    gives only counts)."""
+    found = []
+    known = autoscaling is not None
+    for key, shadow in (("ProductionVariants", False), ("ShadowProductionVariants", True)):
+        for variant in current.get(key) or []:
+            name = variant.get("VariantName", "?")
+            scaling = None
+            if known:
+                try:
+                    scaling = read_scaling(autoscaling, current["EndpointName"], name)
+                except (bce.ClientError, bce.BotoCoreError) as exc:
+                    known = False  # the history stands without it
+                    output.print_warning(f"Could not read the autoscaling of the variants "
+                                         f"({error_message(exc)})")
+            found.append(LiveVariant(name, float(variant.get("CurrentWeight", 0.0)),
+                                     _live_capacity(variant, configured.get(name)), shadow,
+                                     scaling, known))
+    return tuple(found)
+
+
+def _live_capacity(variant: dict, configured: Variant | None) -> str:
+    serverless = variant.get("CurrentServerlessConfig")
+    if serverless:
+        return (f"serverless ({serverless.get('MemorySizeInMB')} MB, "
+                f"{serverless.get('MaxConcurrency')} concurrent)")
+    if configured is not None and configured.serverless is not None:
+        return configured.describe()
+    count = f"{variant.get('CurrentInstanceCount', '?')}/{variant.get('DesiredInstanceCount', '?')}"
+    kind = configured.instance_type if configured is not None else None
+    return f"{count} x {kind}" if kind else f"{count} instances"
 
 
 def _release_configs(sagemaker: Any, endpoint_name: str) -> list[_ConfigRecord]:
@@ -196,8 +296,16 @@ def _release_configs(sagemaker: Any, endpoint_name: str) -> list[_ConfigRecord]:
             if (tags.get(TAG_ENDPOINT) == endpoint_name and tags.get(TAG_MANAGED_BY) == TOOL_NAME
                     and release_number(tags) is not None):
                 name = summary["EndpointConfigName"]
-                found.append(_ConfigRecord(name, tags, tuple(config_models(sagemaker, name))))
+                config = describe_config(sagemaker, name) or {}
+                found.append(_ConfigRecord(name, tags, tuple(models_of(config)), config))
     return found
+
+
+def config_variants(config: dict) -> tuple[Variant, ...]:
+    """The variants a described endpoint config serves, production first, then shadows."""
+    return (*(variant_of(v) for v in config.get("ProductionVariants") or []),
+            *(dataclasses.replace(variant_of(v), shadow=True)
+              for v in config.get("ShadowProductionVariants") or []))
 
 
 def _releases_of(record: _ConfigRecord) -> Iterable[Release]:
@@ -207,14 +315,52 @@ def _releases_of(record: _ConfigRecord) -> Iterable[Release]:
         package_arn=tags.get(TAG_PACKAGE), version=tags.get(TAG_RELEASE_VERSION),
         sha256=tags.get(TAG_RELEASE_SHA256), commit=tags.get(TAG_RELEASE_COMMIT),
         caller=tags.get(TAG_RELEASE_CALLER), time=tags.get(TAG_RELEASE_TIME),
-        run_id=tags.get(TAG_RUN_ID))
+        run_id=tags.get(TAG_RUN_ID), variants=config_variants(record.config),
+        data_capture=live_capture(record.config))
     yield first
     for key, value in tags.items():
         number = key[len(TAG_REAPPLIED_PREFIX):]
         if key.startswith(TAG_REAPPLIED_PREFIX) and number.isascii() and number.isdigit():
-            time, _, caller = value.partition(" ")
-            yield Release(**{**first.__dict__, "number": int(number), "time": time,
-                             "caller": caller or None, "reapplied_from": first.number})
+            yield _reapplied(first, int(number), value)
+
+
+def _reapplied(first: Release, number: int, value: str) -> Release:
+    """Release `number` on `first`'s config, from its `DeployRelease-<K>` value: a rollback
+    (`from=J`; older records name no J: the config's own release) or new weights."""
+    time, caller, *extra = [*value.split(" "), ""]
+    fields = dict(part.partition("=")[::2] for part in extra)
+    weights = _parse_weights(fields.get("weights", ""))
+    source = fields.get("from", "")
+    reapplied_from = (int(source) if source.isascii() and source.isdigit()
+                      else None if weights else first.number)
+    variants = tuple(dataclasses.replace(v, weight=weights.get(v.name, v.weight))
+                     if not v.shadow else v for v in first.variants)
+    return dataclasses.replace(first, number=number, time=time, caller=caller or None,
+                               reapplied_from=reapplied_from, variants=variants,
+                               weights_set=bool(weights))
+
+
+def weights_value(weights: dict[str, float]) -> str:
+    """`AllTraffic:0.9/challenger:0.1`: a tag value holds no `,` (variant names no `:` or `/`)."""
+    return "/".join(f"{name}:{weight:g}" for name, weight in weights.items())
+
+
+def _parse_weights(text: str) -> dict[str, float]:
+    weights = {}
+    for part in filter(None, text.split("/")):
+        name, _, raw = part.partition(":")
+        try:
+            weights[name] = float(raw)
+        except ValueError:
+            return {}  # not written by deploy-model: read as no weights
+    return weights
+
+
+def capture_text(capture: dict | None) -> str | None:
+    if not capture:
+        return None
+    return (f"{capture.get('DestinationS3Uri')} "
+            f"({capture.get('InitialSamplingPercentage', 100)} %)")
 
 
 def _mark_live(releases: list[Release], live_config: str | None,
@@ -478,21 +624,64 @@ def record_rollback_release(sagemaker: Any, plan: DeployPlan, facts: ReleaseFact
     """A verified rollback is the next release: `DeployRelease-<K>` on the re-used config
     (the last few kept), `DeployRelease=<K>` on the endpoint."""
     try:
-        number = next_release_number(sagemaker, plan.endpoint_name, endpoint_arn)
         arn = resource_arn(sagemaker, Resource(CONFIG, plan.config_name))
-        sagemaker.add_tags(ResourceArn=arn, Tags=[{
-            "Key": f"{TAG_REAPPLIED_PREFIX}{number}",
-            "Value": tag_value(f"{facts.time} {facts.caller}")}])
-        _drop_oldest(sagemaker, arn, TAG_REAPPLIED_PREFIX, MAX_REAPPLIED_KEPT)
-        if endpoint_arn:
-            sagemaker.add_tags(ResourceArn=endpoint_arn,
-                               Tags=[{"Key": TAG_RELEASE, "Value": str(number)}])
+        number = _reapply(sagemaker, plan.endpoint_name, arn, endpoint_arn, facts,
+                          f"from={plan.rollback_to}")
     except (bce.ClientError, bce.BotoCoreError) as exc:
         output.print_warning(f"The rollback succeeded but its release record could not be "
                              f"written ({error_message(exc)})")
         return None
     output.print_info(f"Recorded release {number} of {plan.endpoint_name}: release "
                       f"{plan.rollback_to} ({plan.config_name}) again")
+    return number
+
+
+def record_weights_release(sagemaker: Any, endpoint_name: str, config_name: str,
+                           weights: dict[str, float], facts: ReleaseFacts,
+                           endpoint_arn: str | None, *, rollback_to: int | None = None
+                           ) -> int | None:
+    """Verified weights (`--set-weights`, or a rollback to a release's weights) are the next
+    release, on the config the endpoint serves: `DeployRelease-<K>=... weights=...[ from=J]`.
+    None (said) when that config is no release of deploy-model's, or AWS refused."""
+    try:
+        arn = resource_arn(sagemaker, Resource(CONFIG, config_name))
+        tags = tags_of(sagemaker, arn)
+        if release_number(tags) is None or tags.get(TAG_ENDPOINT) != endpoint_name:
+            output.print_info(f"{config_name} is no release of deploy-model's: the new weights "
+                              "are not recorded as a release")
+            return None
+        extra = f"weights={weights_value(weights)}"
+        if rollback_to is not None:
+            extra += f" from={rollback_to}"
+        number = _reapply(sagemaker, endpoint_name, arn, endpoint_arn, facts, extra)
+    except (bce.ClientError, bce.BotoCoreError, ValueError) as exc:
+        why = exc if isinstance(exc, ValueError) else error_message(exc)
+        output.print_warning(f"The weights are set but their release record could not be "
+                             f"written ({why}); --history and --rollback will not know them")
+        return None
+    output.print_info(f"Recorded release {number} of {endpoint_name}: "
+                      + ("weights of release " + str(rollback_to) + " again"
+                         if rollback_to is not None else "new weights")
+                      + f" ({config_name})")
+    return number
+
+
+def _reapply(sagemaker: Any, endpoint_name: str, config_arn: str | None,
+             endpoint_arn: str | None, facts: ReleaseFacts, extra: str) -> int:
+    """`DeployRelease-<K>=<time> <caller> <extra>` on the config (the last few kept) and
+    `DeployRelease=<K>` on the endpoint; K is the next release number."""
+    room = MAX_TAG_VALUE - len(facts.time) - len(extra) - 2
+    if room < 1:
+        raise ValueError(f"{extra!r} does not fit in a tag value")
+    number = next_release_number(sagemaker, endpoint_name, endpoint_arn)
+    # A long caller ARN gives way: its end (role and session) says who it was.
+    value = f"{facts.time} {facts.caller[-room:]} {extra}"
+    sagemaker.add_tags(ResourceArn=config_arn, Tags=[{
+        "Key": f"{TAG_REAPPLIED_PREFIX}{number}", "Value": tag_value(value)}])
+    _drop_oldest(sagemaker, config_arn, TAG_REAPPLIED_PREFIX, MAX_REAPPLIED_KEPT)
+    if endpoint_arn:
+        sagemaker.add_tags(ResourceArn=endpoint_arn,
+                           Tags=[{"Key": TAG_RELEASE, "Value": str(number)}])
     return number
 
 
@@ -515,19 +704,50 @@ def print_history(history: History) -> None:
     if not history.endpoint_exists:
         output.print_warning(f"Endpoint {history.endpoint_name} does not exist")
     rows = [[r.number, r.state, r.version or "-", _short(r.sha256), _short(r.commit),
-             r.time or "-", f"rollback to {r.reapplied_from}" if r.reapplied_from else "deploy",
-             (r.caller or "-").rsplit("/", 1)[-1], r.config_name] for r in history.releases]
+             r.time or "-", r.kind, (r.caller or "-").rsplit("/", 1)[-1], r.config_name]
+            for r in history.releases]
     if rows:
         output.print_table(["RELEASE", "STATE", "VERSION", "SHA256", "COMMIT", "TIME (UTC)",
                             "KIND", "BY", "CONFIG"], rows)
+        output.print_table(["RELEASE", "SERVES"],
+                           [[r.number, describe_release(r)] for r in history.releases])
     else:
         output.print_info("No releases recorded")
     if history.live is None and history.live_config:
         output.print_warning(f"It serves {history.live_config}, which is no release of "
                              "deploy-model's")
+    _print_live_variants(history.live_variants)
     for failed in history.failed:
         output.print_info(f"Failed attempt {failed.run_id} at {failed.time}: {failed.status} "
                           f"(version {failed.version}, by {failed.caller})")
+
+
+def describe_release(release: Release) -> str:
+    """`AllTraffic 90 % (1 x ml.m5.large); challenger 10 % (...); capture s3://b/p (20 %)`."""
+    total = sum(release.weights.values()) or 1.0
+    parts = [f"{v.name} shadow of {100 * v.weight / _first_weight(release):.0f} % "
+             f"({v.describe()})" if v.shadow else
+             f"{v.name} {100 * v.weight / total:.0f} % ({v.describe()})"
+             for v in release.variants]
+    if release.data_capture:
+        parts.append(f"capture {capture_text(release.data_capture)}")
+    return "; ".join(parts) or "-"
+
+
+def _first_weight(release: Release) -> float:
+    return next((v.weight for v in release.variants if not v.shadow), 0.0) or 1.0
+
+
+def _print_live_variants(variants: tuple[LiveVariant, ...]) -> None:
+    if not variants:
+        return
+    output.print_section("Serving now")
+    total = sum(v.weight for v in variants if not v.shadow) or 1.0
+    output.print_table(
+        ["VARIANT", "WEIGHT", "CAPACITY", "AUTOSCALING"],
+        [[v.name + (" (shadow)" if v.shadow else ""),
+          f"{v.weight:g}" + ("" if v.shadow else f" ({100 * v.weight / total:.0f} %)"),
+          v.capacity, v.scaling_text] for v in variants])
 
 
 def _short(text: str | None) -> str:

@@ -391,12 +391,22 @@ def endpoint_resources(sagemaker: Any, endpoint_name: str) -> list[Resource] | N
     return resources
 
 
-def config_models(sagemaker: Any, config_name: str) -> list[str]:
+def describe_config(sagemaker: Any, config_name: str) -> dict | None:
+    """DescribeEndpointConfig, or None when the config does not exist."""
     try:
-        config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+        return sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
     except bce.ClientError as exc:
         if is_not_found(exc):
-            return []
+            return None
         raise
-    return list(dict.fromkeys(v["ModelName"] for v in config.get("ProductionVariants", [])
-                              if v.get("ModelName")))
+
+
+def models_of(config: dict | None) -> list[str]:
+    """The models a described endpoint config runs (production and shadow variants)."""
+    variants = [*(config or {}).get("ProductionVariants", []),
+                *(config or {}).get("ShadowProductionVariants", [])]
+    return list(dict.fromkeys(v["ModelName"] for v in variants if v.get("ModelName")))
+
+
+def config_models(sagemaker: Any, config_name: str) -> list[str]:
+    return models_of(describe_config(sagemaker, config_name))

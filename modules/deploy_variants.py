@@ -39,6 +39,7 @@ from modules.deploy_plan import (
     read_previous,
     refuse_unless_updatable,
 )
+from modules.deploy_releases import ReleaseFacts, record_weights_release
 from modules.deploy_report import DeployInterrupted, follow_commands
 from modules.deploy_scaling import plan_dropped_scaling
 from modules.deploy_settings import DeploySettings
@@ -235,9 +236,11 @@ def package_resolver(sagemaker: Any, settings: DeploySettings,
 # --set-weights
 
 
-def change_weights(sagemaker: Any, settings: DeploySettings, timing: Timing) -> dict:
-    """UpdateEndpointWeightsAndCapacities, watched and verified; the previous weights are set
-    again when it fails. Returns the result document."""
+def change_weights(sagemaker: Any, settings: DeploySettings, timing: Timing,
+                   facts: Callable[[], ReleaseFacts], *, rollback_to: int | None = None) -> dict:
+    """UpdateEndpointWeightsAndCapacities, watched and verified, then recorded as a release
+    (`facts` says who and when; `rollback_to`: the release whose weights these are); the
+    previous weights are set again when it fails. Returns the result document."""
     change = settings.traffic
     assert change is not None
     current = existing_endpoint(sagemaker, settings.endpoint_name, change)
@@ -282,7 +285,10 @@ def change_weights(sagemaker: Any, settings: DeploySettings, timing: Timing) -> 
         _restore(sagemaker, settings, current, before, after, problem, timing)
     output.print_success(f"Verified: {settings.endpoint_name} serves "
                          f"{describe_weights(after)}")
-    return {**result, "status": "InService", "monitored": True,
+    release = record_weights_release(
+        sagemaker, settings.endpoint_name, current.get("EndpointConfigName") or "", after,
+        facts(), current.get("EndpointArn"), rollback_to=rollback_to)
+    return {**result, "status": "InService", "monitored": True, "release": release,
             "elapsed_seconds": round(timing.clock() - started, 1),
             "console_url": console_url(settings.region, settings.endpoint_name, sagemaker)}
 

@@ -214,3 +214,19 @@ def test_failed_updates_are_recorded_on_the_endpoint_the_last_three(aws, env, ca
     assert {f.status for f in history.failed} == {"update-DeployFailedError:InService"}
     assert all(f.version == "1" and f.caller.startswith("arn:aws:sts::") for f in history.failed)
     assert history.live.number == 1
+
+
+def test_pruning_a_release_with_a_shadow_variant_removes_the_shadows_model_too(aws, env, capsys):
+    from tests.sagemaker_double import resources
+
+    assert deploy(aws, env, "-e", "qc-rel") == 0
+    assert deploy(aws, env, "-e", "qc-rel", "--shadow", "--shadow-sampling", "20") == 0
+    shadow_config = aws.sagemaker.describe_endpoint(EndpointName="qc-rel")["EndpointConfigName"]
+    [shadow] = aws.sagemaker.describe_endpoint_config(
+        EndpointConfigName=shadow_config)["ShadowProductionVariants"]
+    assert deploy(aws, env, "-e", "qc-rel", "--remove-variant", "shadow",
+                  "--keep-releases", "1") == 0
+    state = resources(aws.sagemaker)
+    assert shadow_config not in state["configs"]
+    assert shadow["ModelName"] not in state["models"]
+    assert len(state["configs"]) == 1 and len(state["models"]) == 1
