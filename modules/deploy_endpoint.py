@@ -72,7 +72,12 @@ from modules.deploy_resources import (
 from modules.deploy_scaling import ScalingRun, register_commands
 from modules.deploy_settings import DeploySettings
 from modules.deploy_validation import HISTORY, ROLLBACK
-from modules.deploy_variants import change_weights, package_resolver, plan_variant_change
+from modules.deploy_variants import (
+    change_weights,
+    describe_weights,
+    package_resolver,
+    plan_variant_change,
+)
 from modules.deploy_watch import (
     SmokeTestFailed,
     Timing,
@@ -82,7 +87,7 @@ from modules.deploy_watch import (
     watch_endpoint,
 )
 from modules.monitor_endpoint import MonitorResult, log_group_name
-from modules.traffic_settings import WEIGHTS
+from modules.traffic_settings import WEIGHTS, TrafficChange
 from utils import output
 from utils.aws_errors import error_code, error_message, translate_botocore_error
 from utils.boto_session import create_clients, get_boto_session
@@ -139,10 +144,32 @@ def rollback_endpoint(settings: DeploySettings, *, timing: Timing | None = None)
     sagemaker, logs, autoscaling = create_clients(session, "sagemaker", "logs",
                                                   "application-autoscaling")
     target = choose_rollback_target(sagemaker, settings.endpoint_name, settings.to_release)
-    plan = plan_rollback(sagemaker, settings, target.current, release=target.release.number,
-                         config=target.config, package=rollback_package(target.release),
+    release, facts = target.release, facts_reader(session, timing)
+    if release.config_name == target.current.get("EndpointConfigName"):
+        # Only the weights differ: shift them back on the fleets that run, no new fleet.
+        return _rollback_weights(sagemaker, settings, release, timing, facts)
+    plan = plan_rollback(sagemaker, settings, target.current, release=target.config_release,
+                         config=target.config, package=rollback_package(release),
                          tags=target.tags, now=timing.now(), autoscaling=autoscaling)
-    return _run_plan(plan, settings, (sagemaker, logs, autoscaling), session, timing, started)
+    if release.weights_set:
+        output.print_info(f"Release {release.number} re-weighted {release.config_name}: once "
+                          f"it serves that config again, its weights are set "
+                          f"({describe_weights(release.weights)})")
+    result = {**_run_plan(plan, settings, (sagemaker, logs, autoscaling), session, timing,
+                          started), "rollback_to": target.config_release}
+    if not release.weights_set or result.get("status") != "InService":
+        return result
+    weights = _rollback_weights(sagemaker, settings, release, timing, facts)
+    return {**result, "release": weights.get("release"), "weights": weights.get("weights"),
+            "rollback_to": release.number}
+
+
+def _rollback_weights(sagemaker: Any, settings: DeploySettings, release: Any, timing: Timing,
+                      facts: Any) -> dict:
+    again = replace(settings, traffic=TrafficChange(WEIGHTS, weights=tuple(
+        release.weights.items())))
+    return {**change_weights(sagemaker, again, timing, facts, rollback_to=release.number),
+            "rollback_to": release.number}
 
 
 def facts_reader(session: Any, timing: Timing) -> Any:

@@ -14,6 +14,7 @@ modules/deploy_watch.py, modules/deploy_endpoint.py) read the plan, never the se
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,13 @@ from typing import Any
 from botocore import exceptions as bce
 
 from modules.deploy_package import PackageInfo
-from modules.deploy_scaling import ScalingPlan, pending_scaling, plan_scaling, read_scaling
+from modules.deploy_scaling import (
+    ScalingPlan,
+    pending_scaling,
+    plan_dropped_scaling,
+    plan_scaling,
+    read_scaling,
+)
 from modules.deploy_settings import DeploymentStrategy, DeploySettings, SmokeTest
 from modules.deploy_traffic import live_capture, planned_capture
 from modules.deploy_validation import (
@@ -261,17 +268,24 @@ def plan_rollback(sagemaker: Any, settings: DeploySettings, current: dict, *, re
                   config: dict, package: PackageInfo, tags: tuple[tuple[str, str], ...],
                   now: datetime, autoscaling: Any = None) -> DeployPlan:
     """Switch the endpoint (`current`, as described) back to a release's existing `config`
-    (as described): the update path, blue/green on the same variant name, creating nothing."""
+    (as described): the update path, creating nothing. Blue/green with the deployment
+    guardrails asked for when the one variant keeps its name; when the variants differ (an A/B
+    test or a shadow came or went since), a plain update, as the variant changes make."""
     refuse_unless_updatable(current)
     run_id = new_run_id(now)
-    variants = tuple(variant_of(v) for v in config.get("ProductionVariants", []))
-    if [v.name for v in variants] != [current_variant_name(current)]:
-        raise AwsError(f"Release {release} of {settings.endpoint_name} cannot be rolled back to: "
-                       f"its config {config['EndpointConfigName']} has variants "
-                       f"{', '.join(v.name for v in variants) or 'none'}, the endpoint "
-                       f"{current_variant_name(current)}", hint="A blue/green update keeps the "
-                       "variant name; deploy the package again instead.")
+    variants = config_variants(config)
+    live = [v.get("VariantName", "") for v in (*(current.get("ProductionVariants") or []),
+                                               *(current.get("ShadowProductionVariants") or []))]
     previous = read_previous(sagemaker, current)
+    if len(live) == 1 and [v.name for v in variants] == live:
+        guardrails = deployment_config(settings.strategy, settings.rollback_alarms)
+        scaling = _scaling(autoscaling, settings, variants[0], previous,
+                           _pending(sagemaker, autoscaling, current, variants[0].name))
+    else:
+        _refuse_guardrails_across_variants(settings, release, variants, live)
+        guardrails = None
+        scaling = _rollback_scaling(sagemaker, autoscaling, settings, current, variants, live,
+                                    previous)
     return DeployPlan(
         ROLLBACK, run_id=run_id, endpoint_name=settings.endpoint_name,
         config_name=config["EndpointConfigName"], variants=variants, package=package,
@@ -280,11 +294,50 @@ def plan_rollback(sagemaker: Any, settings: DeploySettings, current: dict, *, re
         rollback=settings.rollback, keep_previous=settings.keep_previous,
         keep_releases=settings.keep_releases, smoke_test=settings.smoke_test,
         strategy_name=settings.strategy.name, rollback_alarms=settings.rollback_alarms,
-        deployment_config=deployment_config(settings.strategy, settings.rollback_alarms),
-        endpoint_arn=current.get("EndpointArn"), previous=previous,
-        scaling=_scaling(autoscaling, settings, variants[0], previous,
-                         _pending(sagemaker, autoscaling, current, variants[0].name)),
-        rollback_to=release)
+        deployment_config=guardrails, endpoint_arn=current.get("EndpointArn"),
+        previous=previous, scaling=scaling, rollback_to=release)
+
+
+def _refuse_guardrails_across_variants(settings: DeploySettings, release: int,
+                                       variants: tuple[Variant, ...], live: list[str]) -> None:
+    guarded = [flag for flag, used in (
+        (f"--deployment-strategy {settings.strategy.name}", settings.strategy.name != "all-at-once"),
+        ("--rollback-alarm", bool(settings.rollback_alarms))) if used]
+    if guarded:
+        raise AwsError(
+            f"Release {release} of {settings.endpoint_name} serves the variants "
+            f"{', '.join(v.name for v in variants)}, the endpoint {', '.join(live)}: "
+            f"{', '.join(guarded)} cannot be used, SageMaker's deployment guardrails need an "
+            "update that keeps the variant names", hint="Roll back without them; the rollback "
+                                                       "is still watched and verified.")
+
+
+def _rollback_scaling(sagemaker: Any, autoscaling: Any, settings: DeploySettings, current: dict,
+                      variants: tuple[Variant, ...], live: list[str],
+                      previous: Previous) -> ScalingPlan | None:
+    """Scaled variants the rollback removes are deregistered first (SageMaker refuses to
+    remove a scaled variant); a scaled variant it keeps is kept right as a deploy keeps it."""
+    dropped = plan_dropped_scaling(autoscaling, settings.endpoint_name, live,
+                                   [v.name for v in variants])
+    kept = [plan for v in variants if v.name in live and not v.shadow
+            for plan in [_scaling(autoscaling, settings, v, previous,
+                                  _pending(sagemaker, autoscaling, current, v.name))] if plan]
+    if len(kept) > 1:
+        raise AwsError(f"{', '.join(p.variant_name for p in kept)} of {settings.endpoint_name} "
+                       "are autoscaled and kept by this rollback; deploy-model keeps the "
+                       "scaling of one kept variant right across an update",
+                       hint="Deregister the autoscaling of all but one first (aws "
+                            "application-autoscaling deregister-scalable-target), then roll back.")
+    if not kept:
+        return dropped
+    return dataclasses.replace(kept[0], dropped=dropped.dropped) if dropped else kept[0]
+
+
+def config_variants(config: dict) -> tuple[Variant, ...]:
+    """The variants a described endpoint config serves, production first, then shadows."""
+    return (*(variant_of(v) for v in config.get("ProductionVariants") or []),
+            *(dataclasses.replace(variant_of(v), shadow=True)
+              for v in config.get("ShadowProductionVariants") or []))
 
 
 def variant_of(production_variant: dict) -> Variant:

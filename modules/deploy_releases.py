@@ -40,8 +40,8 @@ from modules.deploy_plan import (
     RUN_ID_LENGTH,
     DeployPlan,
     Variant,
+    config_variants,
     resource_name_prefix,
-    variant_of,
 )
 from modules.deploy_resources import (
     CONFIG,
@@ -301,13 +301,6 @@ def _release_configs(sagemaker: Any, endpoint_name: str) -> list[_ConfigRecord]:
     return found
 
 
-def config_variants(config: dict) -> tuple[Variant, ...]:
-    """The variants a described endpoint config serves, production first, then shadows."""
-    return (*(variant_of(v) for v in config.get("ProductionVariants") or []),
-            *(dataclasses.replace(variant_of(v), shadow=True)
-              for v in config.get("ShadowProductionVariants") or []))
-
-
 def _releases_of(record: _ConfigRecord) -> Iterable[Release]:
     tags = record.tags
     first = Release(
@@ -549,6 +542,7 @@ class RollbackTarget:
     config: dict  # DescribeEndpointConfig of its config
     current: dict  # DescribeEndpoint, as read when choosing
     tags: tuple[tuple[str, str], ...]  # the config's own tags, less the release record's
+    config_release: int  # the release that wrote the config (a re-weighting of it: earlier)
 
 
 def choose_rollback_target(sagemaker: Any, endpoint_name: str,
@@ -566,14 +560,22 @@ def choose_rollback_target(sagemaker: Any, endpoint_name: str,
     if missing:
         raise AwsError(f"Release {release.number} cannot be rolled back to: its model "
                        f"{', '.join(missing)} no longer exists", hint=_choose_hint(endpoint_name))
-    record = _ConfigRecord(release.config_name, tags_of(sagemaker, config.get("EndpointConfigArn")))
-    return RollbackTarget(release, config, current, _plain_tags(record.tags))
+    tags = tags_of(sagemaker, config.get("EndpointConfigArn"))
+    # Back onto a re-weighted config: first the release that wrote it, then its weights.
+    own = (release_number(tags) or release.number) if release.weights_set else release.number
+    return RollbackTarget(release, config, current, _plain_tags(tags), own)
 
 
 def target_release(history: History, to_release: int | None) -> Release:
+    """Release `to_release`, or the newest that serves something else than the live one (another
+    config, or the same config with other weights)."""
     name, live = history.endpoint_name, history.live
+
+    def serves_now(release: Release) -> bool:
+        return live.serves_as(release) if live else release.config_name == history.live_config
+
     if to_release is None:
-        earlier = [r for r in history.releases if r.config_name != history.live_config]
+        earlier = [r for r in history.releases if not serves_now(r)]
         if not earlier:
             raise AwsError(f"Endpoint {name} has no earlier release to roll back to",
                            details=[f"Kept releases: {_numbers(history)}"],
@@ -585,10 +587,11 @@ def target_release(history: History, to_release: int | None) -> Release:
         raise AwsError(f"Endpoint {name} has no release {to_release}",
                        details=[f"Kept releases: {_numbers(history)}"],
                        hint=_choose_hint(name))
-    if release.config_name == history.live_config:
+    if serves_now(release):
         now = f"release {live.number}" if live else f"config {history.live_config}"
         raise AwsError(f"Endpoint {name} already serves release {to_release}'s config "
-                       f"{release.config_name} ({now})", hint=_choose_hint(name))
+                       f"{release.config_name} with its weights ({now})",
+                       hint=_choose_hint(name))
     return release
 
 

@@ -99,6 +99,9 @@ def show_plan(plan: DeployPlan) -> None:
     output.print_section("Plan")
     verb = ("Create endpoint" if plan.is_create
             else f"Roll back to release {plan.rollback_to} (blue/green, {plan.strategy_name})"
+            if plan.rollback_to is not None and plan.deployment_config
+            else f"Roll back to release {plan.rollback_to} (its variants differ: a plain "
+                 "update, no deployment guardrails)"
             if plan.rollback_to is not None
             else f"Update endpoint in place (blue/green, {plan.strategy_name})")
     pairs = {"Action": verb, "Endpoint": plan.endpoint_name,

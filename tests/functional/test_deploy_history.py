@@ -127,3 +127,51 @@ def test_history_without_permission_to_read_autoscaling_still_lists_the_releases
     captured = capsys.readouterr()
     assert "Could not read the autoscaling" in captured.err
     assert "unknown" in captured.out and "1        live" in captured.out
+
+
+def weights(aws, endpoint="qc-prod"):
+    current = aws.sagemaker.describe_endpoint(EndpointName=endpoint)
+    return {v["VariantName"]: v["CurrentWeight"] for v in current["ProductionVariants"]}
+
+
+@pytest.fixture
+def reweighted(aws, env, capsys):
+    """Release 1: AllTraffic; 2: + challenger at 1:1; 3: --set-weights 3:1."""
+    v1, v2 = register_package(aws.sagemaker), register_package(aws.sagemaker)
+    deploy(env, capsys, "-a", v1, "-e", "qc-prod")
+    deploy(env, capsys, "-a", v2, "-e", "qc-prod", "--add-variant", "challenger", "--weight", "1")
+    deploy(env, capsys, "-e", "qc-prod", "--set-weights", "AllTraffic=3,challenger=1")
+    return aws.sagemaker.describe_endpoint(EndpointName="qc-prod")["EndpointConfigName"]
+
+
+def test_rollback_after_set_weights_sets_the_previous_weights_back_without_a_new_fleet(
+        aws, env, capsys, reweighted):
+    updates = len(aws.update_requests)
+    doc = one_json_document(deploy(env, capsys, "-e", "qc-prod", "--rollback", "--json"))
+    assert (doc["release"], doc["rollback_to"], doc["status"]) == (4, 2, "InService")
+    assert weights(aws) == {"AllTraffic": 1.0, "challenger": 1.0}
+    assert len(aws.update_requests) == updates  # no UpdateEndpoint: the same config
+    live = history(env, capsys)["releases"][0]
+    assert (live["release"], live["kind"], live["config_name"]) == (4, "rollback to 2",
+                                                                    reweighted)
+    # And back to release 3's weights.
+    doc = one_json_document(deploy(env, capsys, "-e", "qc-prod", "--to-release", "3",
+                                   "--json"))
+    assert doc["release"] == 5 and weights(aws) == {"AllTraffic": 3.0, "challenger": 1.0}
+
+
+def test_rollback_to_a_reweighted_release_on_another_config_switches_then_sets_its_weights(
+        aws, env, capsys, reweighted):
+    deploy(env, capsys, "-e", "qc-prod", "--promote", "challenger")  # release 4
+    doc = one_json_document(deploy(env, capsys, "-e", "qc-prod", "--to-release", "3", "--json"))
+    assert aws.sagemaker.describe_endpoint(EndpointName="qc-prod")[
+        "EndpointConfigName"] == reweighted
+    assert weights(aws) == {"AllTraffic": 3.0, "challenger": 1.0}
+    assert (doc["release"], doc["rollback_to"]) == (6, 3)
+    kinds = {r["release"]: r["kind"] for r in history(env, capsys)["releases"]}
+    assert (kinds[5], kinds[6]) == ("rollback to 2", "rollback to 3")
+
+
+def test_rollback_to_the_weights_it_serves_is_refused(aws, env, capsys, reweighted):
+    assert main(["-e", "qc-prod", "--to-release", "3"], env) == 3
+    assert "already serves release 3's config" in capsys.readouterr().err
