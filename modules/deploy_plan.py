@@ -286,9 +286,18 @@ def plan_rollback(sagemaker: Any, settings: DeploySettings, current: dict, *, re
         guardrails = None
         scaling = _rollback_scaling(sagemaker, autoscaling, settings, current, variants, live,
                                     previous)
+    capture, decision = planned_capture(settings, previous.data_capture,
+                                        serverless=any(v.serverless for v in variants))
+    reuse = capture == live_capture(config)
+    # The release's config captures otherwise than the endpoint should now (the live capture
+    # is kept, or --data-capture / --no-data-capture said otherwise): a new config of this run
+    # with the release's variants and models, through the ordinary update.
     return DeployPlan(
-        ROLLBACK, run_id=run_id, endpoint_name=settings.endpoint_name,
-        config_name=config["EndpointConfigName"], variants=variants, package=package,
+        ROLLBACK if reuse else UPDATE, run_id=run_id, endpoint_name=settings.endpoint_name,
+        config_name=(config["EndpointConfigName"] if reuse
+                     else resource_name(settings.endpoint_name, run_id)),
+        variants=variants, package=package, new_model=False,
+        data_capture=capture, capture_decision=decision,
         tags=(*tags, (TAG_RUN_ID, run_id)), region=settings.region, role_arn="",
         timeout=settings.timeout, poll_interval=settings.poll_interval, monitor=settings.monitor,
         rollback=settings.rollback, keep_previous=settings.keep_previous,

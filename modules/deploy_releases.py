@@ -67,6 +67,7 @@ from modules.deploy_validation import (
     TAG_RELEASE,
     TAG_RELEASE_CALLER,
     TAG_RELEASE_COMMIT,
+    TAG_RELEASE_FROM,
     TAG_RELEASE_SHA256,
     TAG_RELEASE_TIME,
     TAG_RELEASE_VERSION,
@@ -309,12 +310,17 @@ def _releases_of(record: _ConfigRecord) -> Iterable[Release]:
         sha256=tags.get(TAG_RELEASE_SHA256), commit=tags.get(TAG_RELEASE_COMMIT),
         caller=tags.get(TAG_RELEASE_CALLER), time=tags.get(TAG_RELEASE_TIME),
         run_id=tags.get(TAG_RUN_ID), variants=config_variants(record.config),
-        data_capture=live_capture(record.config))
+        data_capture=live_capture(record.config),
+        reapplied_from=_number(tags.get(TAG_RELEASE_FROM, "")))
     yield first
     for key, value in tags.items():
         number = key[len(TAG_REAPPLIED_PREFIX):]
         if key.startswith(TAG_REAPPLIED_PREFIX) and number.isascii() and number.isdigit():
             yield _reapplied(first, int(number), value)
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _reapplied(first: Release, number: int, value: str) -> Release:
@@ -437,6 +443,8 @@ def release_tags(plan: DeployPlan, number: int, facts: ReleaseFacts) -> list[dic
               TAG_RELEASE_SHA256: package.environment.get("MODEL_SHA256", ""),
               TAG_RELEASE_COMMIT: facts.commit, TAG_RELEASE_CALLER: facts.caller,
               TAG_RELEASE_TIME: facts.time}
+    if plan.rollback_to is not None:
+        values[TAG_RELEASE_FROM] = str(plan.rollback_to)
     return [{"Key": key, "Value": tag_value(value)} for key, value in values.items()]
 
 

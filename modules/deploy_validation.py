@@ -53,8 +53,10 @@ TAG_RELEASE_SHA256 = "DeployReleaseSha256"
 TAG_RELEASE_COMMIT = "DeployReleaseCommit"
 TAG_RELEASE_CALLER = "DeployReleaseCaller"
 TAG_RELEASE_TIME = "DeployReleaseTime"
+# A rollback that wrote a new config (to keep the live data capture): the release it returns to.
+TAG_RELEASE_FROM = "DeployReleaseFrom"
 RELEASE_TAG_KEYS = (TAG_RELEASE, TAG_RELEASE_VERSION, TAG_RELEASE_SHA256, TAG_RELEASE_COMMIT,
-                    TAG_RELEASE_CALLER, TAG_RELEASE_TIME)
+                    TAG_RELEASE_CALLER, TAG_RELEASE_TIME, TAG_RELEASE_FROM)
 # Keys starting with these are the release record's too: `DeployRelease-<K>` (a rollback made the
 # config live again as release K) and `DeployFailed-<run id>` (a failed attempt, on the endpoint).
 RELEASE_TAG_PREFIXES = ("DeployRelease-", "DeployFailed-")
@@ -357,7 +359,7 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
     """Validate in order of cost; the first AWS call comes after this returns. `sources` says
     where each option's value came from (the parser's `value_sources`): serverless refuses an
     instance type or count that was given, not one that is the default."""
-    release_action = _release_action(args)
+    release_action = _release_action(args, sources or {})
     # --set-weights, --promote and --remove-variant rearrange live models: no package.
     rearranging = bool(args.set_weights or args.promote or args.remove_variant)
     parsed = None if release_action or rearranging else _package_source(args)
@@ -434,8 +436,21 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
         **(_local_settings(env) if local else {}))
 
 
-def _release_action(args: Any) -> str | None:
-    """--rollback / --to-release / --history: act on an endpoint's releases, not on a package."""
+# What a deploy writes and a release action cannot change: a rollback serves the release's own
+# variants (type, count, serverless) and keeps the endpoint's scaling and tags.
+_DEPLOY_ONLY = (("instance_count", "--instance-count"), ("serverless_memory", "--serverless-memory"),
+                ("max_concurrency", "--max-concurrency"),
+                ("provisioned_concurrency", "--provisioned-concurrency"),
+                ("autoscale", "--autoscale"), ("target_invocations", "--target-invocations"),
+                ("scale_in_cooldown", "--scale-in-cooldown"),
+                ("scale_out_cooldown", "--scale-out-cooldown"), ("stack", "--stack"),
+                ("tag", "--tag"))
+
+
+def _release_action(args: Any, sources: Mapping[str, str]) -> str | None:
+    """--rollback / --to-release / --history: act on an endpoint's releases, not on a package.
+    Deploy-only flags given with them are refused (from the environment they stay unused: a CI
+    job's INSTANCE_TYPE must not stop its rollback)."""
     history, to_release = getattr(args, "history", False), getattr(args, "to_release", None)
     rollback = getattr(args, "rollback", False) or to_release is not None
     if not (rollback or history):
@@ -452,6 +467,16 @@ def _release_action(args: Any) -> str | None:
     if args.endpoint_name is None:
         raise ValidationError(f"--{action} needs the endpoint: pass --endpoint-name "
                               "(env ENDPOINT_NAME)", hint=f"python deploy-model.py -e NAME --{action}")
+    given = [flag for dest, flag in _DEPLOY_ONLY if sources.get(dest) == "flag"]
+    if sources.get("instance_type") == "flag" and args.instance_type != LOCAL_INSTANCE_TYPE:
+        given.insert(0, "--instance-type")
+    if given:
+        raise ValidationError(
+            f"--{action} cannot take {', '.join(given)}: "
+            + ("a rollback serves the release as it was deployed (its instances or serverless "
+               "settings) and keeps the endpoint's autoscaling and tags" if action == ROLLBACK
+               else "it only lists the releases"),
+            hint=f"Drop {', '.join(given)}; to change them, deploy a package (-a ARN) instead.")
     return action
 
 

@@ -125,3 +125,80 @@ def test_guardrails_are_refused_when_the_variants_differ(aws, env, capsys, ab):
     assert code == 3
     assert "guardrails need an update that keeps the variant names" in captured.err
     assert len(aws.update_requests) == updates and serving(aws)[0] == ab[1]
+
+
+CAPTURE = "s3://qc-capture/prod"
+
+
+def live_capture(aws):
+    config = aws.sagemaker.describe_endpoint_config(EndpointConfigName=serving(aws)[0])
+    capture = config.get("DataCaptureConfig") or {}
+    return capture.get("DestinationS3Uri"), capture.get("InitialSamplingPercentage")
+
+
+@pytest.fixture
+def captured_later(aws, env, capsys):
+    """Release 1 captures nothing; release 2 (the same package) captures 20 %."""
+    arn = register_package(aws.sagemaker)
+    deploy(env, capsys, "-a", arn, "-e", "qc-prod")
+    first = serving(aws)[0]
+    deploy(env, capsys, "-a", arn, "-e", "qc-prod", "--data-capture", CAPTURE,
+           "--capture-percent", "20")
+    return first
+
+
+def test_rollback_keeps_the_live_data_capture_on_a_new_config(aws, env, capsys, captured_later):
+    first = captured_later
+    first_models = aws.sagemaker.describe_endpoint_config(
+        EndpointConfigName=first)["ProductionVariants"]
+    models = set(resources(aws.sagemaker)["models"])
+    doc = one_json_document(deploy(env, capsys, "-e", "qc-prod", "--rollback", "--json"))
+    assert (doc["release"], doc["rollback_to"]) == (3, 1)
+    config, _ = serving(aws)
+    assert config not in (first, ) and config.endswith(doc["run_id"])
+    assert live_capture(aws) == (CAPTURE, 20)
+    now = aws.sagemaker.describe_endpoint_config(EndpointConfigName=config)
+    assert [v["ModelName"] for v in now["ProductionVariants"]] == [
+        v["ModelName"] for v in first_models]  # release 1's model, no new one
+    assert set(resources(aws.sagemaker)["models"]) == models
+    live = one_json_document(deploy(env, capsys, "-e", "qc-prod", "--history", "--json"))
+    assert live["releases"][0]["kind"] == "rollback to 1"
+    assert live["releases"][0]["data_capture"] == f"{CAPTURE} (20 %)"
+
+
+def test_rollback_with_no_data_capture_reuses_the_releases_config(aws, env, capsys,
+                                                                  captured_later):
+    deploy(env, capsys, "-e", "qc-prod", "--rollback", "--no-data-capture")
+    assert serving(aws)[0] == captured_later and live_capture(aws) == (None, None)
+
+
+def test_a_failed_capture_keeping_rollback_leaves_nothing_behind(aws, env, capsys,
+                                                                 captured_later):
+    before = resources(aws.sagemaker)
+    live = serving(aws)[0]
+    aws.update_takes(1, outcome="RolledBack", failure_reason="capacity")
+    code, captured = run(env, capsys, "-e", "qc-prod", "--rollback")
+    assert code != 0, captured.out
+    assert serving(aws)[0] == live and live_capture(aws) == (CAPTURE, 20)
+    assert resources(aws.sagemaker)["configs"] == before["configs"]
+
+
+@pytest.mark.parametrize("flags", [
+    ["--instance-type", "ml.m5.large"], ["--instance-count", "2"], ["--autoscale", "1-3"],
+    ["--serverless-memory", "2048", "--max-concurrency", "5"], ["--tag", "team=ml"],
+    ["--stack", "blue"],
+])
+@pytest.mark.parametrize("action", [["--rollback"], ["--to-release", "1"], ["--history"]])
+def test_deploy_only_flags_are_refused_with_release_actions_before_any_aws_call(
+        aws, env, capsys, action, flags):
+    before = dict(aws.calls)
+    code, captured = run(env, capsys, "-e", "qc-prod", *action, *flags)
+    assert code == 2
+    assert f"cannot take {flags[0]}" in captured.err
+    assert dict(aws.calls) == before
+
+
+def test_deploy_settings_from_the_environment_do_not_stop_a_rollback(aws, env, capsys, ab):
+    env = {**env, "INSTANCE_TYPE": "ml.m5.large", "INSTANCE_COUNT": "3"}
+    deploy(env, capsys, "-e", "qc-prod", "--rollback")
+    assert serving(aws) == (ab[0], ["AllTraffic"])
