@@ -9,27 +9,17 @@ import pytest
 
 from tests.deploy_support import (
     client,
-    deploy_script,
-    emulated_sagemaker,
+    main,
     one_json_document,
     register_package,
 )
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        double.autoscaling = client("application-autoscaling")
-        yield double
-
-
-@pytest.fixture
-def env(account_env):
-    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01"}
-
-
-def main(argv, env):
-    return deploy_script().main(argv, env)
+def aws(aws):
+    """The shared double, with an Application Auto Scaling client: `aws.autoscaling`."""
+    aws.autoscaling = client("application-autoscaling")
+    return aws
 
 
 def deploy(env, capsys, *argv):

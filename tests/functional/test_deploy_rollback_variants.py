@@ -9,8 +9,7 @@ import pytest
 
 from tests.deploy_support import (
     client,
-    deploy_script,
-    emulated_sagemaker,
+    main,
     one_json_document,
     register_package,
 )
@@ -18,19 +17,14 @@ from tests.sagemaker_double import resources
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    with emulated_sagemaker(monkeypatch) as double:
-        double.autoscaling = client("application-autoscaling")
-        yield double
-
-
-@pytest.fixture
-def env(account_env):
-    return {**account_env, "NO_COLOR": "1", "DEPLOY_POLL_INTERVAL": "0.01"}
+def aws(aws):
+    """The shared double, with an Application Auto Scaling client: `aws.autoscaling`."""
+    aws.autoscaling = client("application-autoscaling")
+    return aws
 
 
 def run(env, capsys, *argv):
-    code = deploy_script().main(list(argv), env)
+    code = main(list(argv), env)
     captured = capsys.readouterr()
     return code, captured
 
