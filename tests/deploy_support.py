@@ -88,6 +88,19 @@ def main(argv: list[str], env: dict[str, str]) -> int:
     return deploy_script().main(argv, env)
 
 
+def run_captured(capsys: Any, env: dict[str, str], *argv: str) -> tuple[int, Any]:
+    """`main(argv)` and what it printed (pytest's capsys result)."""
+    code = main(list(argv), env)
+    return code, capsys.readouterr()
+
+
+def deploy_ok(capsys: Any, env: dict[str, str], *argv: str) -> str:
+    """`main(argv)`, which must succeed; its stdout."""
+    code, captured = run_captured(capsys, env, *argv)
+    assert code == 0, captured.err
+    return captured.out
+
+
 def live_config(sagemaker: Any, endpoint: str = "qc-prod") -> dict[str, Any]:
     """The endpoint config `endpoint` serves from now, as DescribeEndpointConfig answers."""
     current = sagemaker.describe_endpoint(EndpointName=endpoint)

@@ -7,12 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy_support import (
-    client,
-    main,
-    one_json_document,
-    register_package,
-)
+from tests.deploy_support import client, deploy_ok, main, one_json_document, register_package
 
 
 @pytest.fixture
@@ -23,10 +18,7 @@ def aws(aws):
 
 
 def deploy(env, capsys, *argv):
-    code = main(list(argv), env)
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    return captured.out
+    return deploy_ok(capsys, env, *argv)
 
 
 def history(env, capsys, endpoint="qc-prod"):

@@ -9,9 +9,10 @@ import pytest
 
 from tests.deploy_support import (
     client,
-    main,
+    deploy_ok,
     one_json_document,
     register_package,
+    run_captured,
 )
 from tests.sagemaker_double import resources
 
@@ -24,15 +25,11 @@ def aws(aws):
 
 
 def run(env, capsys, *argv):
-    code = main(list(argv), env)
-    captured = capsys.readouterr()
-    return code, captured
+    return run_captured(capsys, env, *argv)
 
 
 def deploy(env, capsys, *argv):
-    code, captured = run(env, capsys, *argv)
-    assert code == 0, captured.err
-    return captured.out
+    return deploy_ok(capsys, env, *argv)
 
 
 def serving(aws):
