@@ -278,6 +278,7 @@ def plan_rollback(sagemaker: Any, settings: DeploySettings, current: dict, *, re
                                                *(current.get("ShadowProductionVariants") or []))]
     previous = read_previous(sagemaker, current)
     if len(live) == 1 and [v.name for v in variants] == live:
+        _refuse_steps_without_instances(settings, release, variants[0])
         guardrails = deployment_config(settings.strategy, settings.rollback_alarms)
         scaling = _scaling(autoscaling, settings, variants[0], previous,
                            _pending(sagemaker, autoscaling, current, variants[0].name))
@@ -305,6 +306,20 @@ def plan_rollback(sagemaker: Any, settings: DeploySettings, current: dict, *, re
         strategy_name=settings.strategy.name, rollback_alarms=settings.rollback_alarms,
         deployment_config=guardrails, endpoint_arn=current.get("EndpointArn"),
         previous=previous, scaling=scaling, rollback_to=release)
+
+
+def _refuse_steps_without_instances(settings: DeploySettings, release: int,
+                                    variant: Variant) -> None:
+    """Canary and linear shift traffic in steps of the release's instances (checked here: the
+    count is the release's, known once its config is read)."""
+    if settings.strategy.name == "all-at-once":
+        return
+    if variant.serverless is not None or (variant.instance_count or 0) < 2:
+        raise AwsError(
+            f"Release {release} of {settings.endpoint_name} runs {variant.describe()}: "
+            f"--deployment-strategy {settings.strategy.name} shifts traffic in steps of 10-50 % "
+            "of at least 2 instances", hint="Roll back with --deployment-strategy all-at-once "
+                                            "(the default).")
 
 
 def _refuse_guardrails_across_variants(settings: DeploySettings, release: int,

@@ -310,12 +310,13 @@ def validate_tags(user_tags: Sequence[tuple[str, str]], reserved: Sequence[str])
             hint=f"Pass at most {MAX_TAGS - adds} --tag options.")
 
 
-def validate_strategy(name: str, instance_count: int, step_percent: int,
+def validate_strategy(name: str, instance_count: int | None, step_percent: int,
                       wait_seconds: int) -> DeploymentStrategy:
+    """`instance_count` None: not known yet (a rollback serves its release's; checked then)."""
     if name not in STRATEGIES:
         raise ValidationError(f"Invalid deployment strategy: {name!r}",
                               hint=f"Choose one of: {', '.join(STRATEGIES)}.")
-    if name != "all-at-once" and instance_count < 2:
+    if name != "all-at-once" and instance_count is not None and instance_count < 2:
         raise ValidationError(
             f"Invalid deployment strategy: {name} shifts traffic in steps of 10-50 % of the "
             f"instances, which needs --instance-count of at least 2 (got {instance_count})",
@@ -401,8 +402,9 @@ def settings_from_args(args: Any, env: Mapping[str, str], now: datetime | None =
                  "(--autoscale), or register the new variant with aws application-autoscaling.")
     check_serverless_allows(serverless, data_capture=data_capture is not None,
                             variant_count=2 if traffic and traffic.needs_package else 1)
-    strategy = validate_strategy(args.deployment_strategy, args.instance_count, args.step_size,
-                                 args.step_wait)
+    strategy = validate_strategy(args.deployment_strategy,
+                                 None if release_action else args.instance_count,
+                                 args.step_size, args.step_wait)
     tags = tuple(args.tag or ())
     validate_tags(tags, RESERVED_TAG_KEYS)
     _check_flag_combinations(args)

@@ -193,3 +193,19 @@ def test_deploy_settings_from_the_environment_do_not_stop_a_rollback(aws, env, c
     env = {**env, "INSTANCE_TYPE": "ml.m5.large", "INSTANCE_COUNT": "3"}
     deploy(env, capsys, "-e", "qc-prod", "--rollback")
     assert serving(aws) == (ab[0], ["AllTraffic"])
+
+
+def test_canary_rollback_takes_the_releases_instance_count(aws, env, capsys):
+    arn = register_package(aws.sagemaker)
+    deploy(env, capsys, "-a", arn, "-e", "qc-prod")  # release 1: one instance
+    deploy(env, capsys, "-a", arn, "-e", "qc-prod", "--instance-count", "2")
+    deploy(env, capsys, "-a", arn, "-e", "qc-prod", "--instance-count", "3")
+    deploy(env, capsys, "-e", "qc-prod", "--to-release", "2", "--deployment-strategy", "canary")
+    routing = aws.update_requests[-1]["DeploymentConfig"]["BlueGreenUpdatePolicy"][
+        "TrafficRoutingConfiguration"]
+    assert routing["Type"] == "CANARY"
+    updates = len(aws.update_requests)
+    code, captured = run(env, capsys, "-e", "qc-prod", "--to-release", "1",
+                         "--deployment-strategy", "canary")
+    assert code == 3 and "runs 1 x ml.c5.2xlarge" in captured.err
+    assert len(aws.update_requests) == updates
