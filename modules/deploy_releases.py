@@ -720,8 +720,9 @@ def print_history(history: History) -> None:
     if rows:
         output.print_table(["RELEASE", "STATE", "VERSION", "SHA256", "COMMIT", "TIME (UTC)",
                             "KIND", "BY", "CONFIG"], rows)
-        output.print_table(["RELEASE", "SERVES"],
-                           [[r.number, describe_release(r)] for r in history.releases])
+        if any(r.variants for r in history.releases):  # local mode records no variants
+            output.print_table(["RELEASE", "SERVES"],
+                               [[r.number, describe_release(r)] for r in history.releases])
     else:
         output.print_info("No releases recorded")
     if history.live is None and history.live_config:

@@ -45,6 +45,9 @@ def test_local_history_and_rollback_serve_the_earlier_package_again(
     assert [(r["release"], r["state"], r["model_package_arn"]) for r in shown["releases"]] == [
         (2, "live", second), (1, "previous", first)]
     assert shown["releases"][0]["caller"].startswith("arn:aws:sts::")
+    assert main(env, "-t", "local", "-e", "qc-local", "--history") == 0
+    text = capsys.readouterr().out  # local mode records no variants: no empty SERVES table
+    assert "2        live" in text and "SERVES" not in text and "Serving now" not in text
     directory = state_dir / "endpoints" / "qc-local"
     before = local_endpoints.read_record(directory)["pid"]
 
