@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -293,13 +294,35 @@ def test_a_chunked_body_is_read_only_up_to_the_limit(app):
     assert "The request body is larger" in json.loads(body)["error"]
 
 
-def test_a_body_that_does_not_arrive_in_time_is_a_408(app, monkeypatch):
-    monkeypatch.setattr(app, "timeout", 0.05)
+def test_a_body_that_does_not_arrive_in_time_is_a_408(app):
+    quick = model_server.InferenceApp(app.handlers, app.model, timeout=0.05)
+    quick.watchdog.start()  # what __rsgi_init__ does in each worker
+    try:
+        slow = _Protocol(b'{"data": [[1, 2, 3, 4]]}', delay=5)
+        started = time.monotonic()
+        status, headers, body = _call(quick, "POST", "/invocations",
+                                      headers={"CONTENT_LENGTH": "24"}, protocol=slow)
+        assert time.monotonic() - started < 2
+        assert status == "408 Request Timeout" and headers["Content-Type"] == "application/json"
+        assert "did not arrive within 0.05 s" in json.loads(body)["error"]
+        assert not quick.watchdog.reading and not quick.watchdog.expired
+    finally:
+        quick.watchdog.stopped.set()
+
+
+def test_a_cancellation_that_is_not_the_timeout_still_cancels(app):
     slow = _Protocol(b'{"data": [[1, 2, 3, 4]]}', delay=5)
-    status, headers, body = _call(app, "POST", "/invocations",
-                                  headers={"CONTENT_LENGTH": "24"}, protocol=slow)
-    assert status == "408 Request Timeout" and headers["Content-Type"] == "application/json"
-    assert "did not arrive within 0.05 s" in json.loads(body)["error"]
+
+    async def cancelled_by_the_server():
+        task = asyncio.ensure_future(app.__rsgi__(
+            _Scope("POST", "/invocations", _Headers({"content-length": "24"})), slow))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancelled_by_the_server())
+    assert slow.sent is None and not app.watchdog.reading
 
 
 def test_a_fault_outside_the_handlers_is_still_a_json_500(app, monkeypatch, capfd):
