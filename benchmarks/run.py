@@ -110,8 +110,16 @@ def main(argv: list[str] | None = None) -> int:
         output.print_info(note)
     path = args.results_dir / time.strftime("%Y%m%dT%H%M%SZ.json", time.gmtime())
     path.write_text(json.dumps({"sections": results, "notes": context.notes}, indent=2))
-    output.print_info(f"Results written to {path.relative_to(REPO_ROOT)}")
+    output.print_info(f"Results written to {shown_path(path)}")
     return 0
+
+
+def shown_path(path: Path) -> Path:
+    """Relative to the repository when inside it (the default), else as given (--results-dir)."""
+    try:
+        return path.resolve().relative_to(REPO_ROOT)
+    except ValueError:
+        return path
 
 
 if __name__ == "__main__":

@@ -1,14 +1,19 @@
 """Serving benchmark: our model server against today's and MLflow's, in one run, on loopback.
 
-Three servers serve the same model (artifacts/model.joblib) and answer the same rows:
+The servers serve the same model (artifacts/model.joblib) and answer the same rows:
 - ours: artifacts/serve (granian, RSGI), 2 workers;
-- today's: the gunicorn sync server as it was at BASELINE_COMMIT (artifacts/serve,
-  model_server.py and handler_loader.py taken from git into the work directory, run with the same
-  inference.py and 2 workers), the baseline issue 10 is measured against;
+- today's: the serving stack as it was at BASELINE_COMMIT, the last gunicorn sync server: its
+  artifacts/serve, model_server.py and handler_loader.py AND the inference.py it served with,
+  all taken from git, 2 workers. This is the baseline of issue 10's goals;
+- today's server with our inference.py: the same old server running the current inference.py,
+  keep-alive only, for reference: what the HTTP core alone gives (earlier versions of this
+  benchmark had only this one, and took the goals' ratios against it);
 - MLflow's scoring server with its default worker count, on a copy saved with
-  `mlflow.sklearn.save_model(..., pyfunc_predict_fn="predict_proba")`, so that all three compute
-  class probabilities. Its JSON format is `{"inputs": rows}`; ours `{"data": rows}`.
-Before any load every answer is checked to hold the same probabilities as ours.
+  `mlflow.sklearn.save_model(..., pyfunc_predict_fn="predict_proba")`, so that all of them
+  compute class probabilities. Its JSON format is `{"inputs": rows}`; ours `{"data": rows}`.
+All servers run at once; before any load every answer is checked to hold the same probabilities
+as ours. The loads are interleaved: for each cell (1 or 1000 rows, keep-alive or close) every
+server is loaded in turn, so that a ratio compares figures taken seconds apart.
 
 Load: wrk with a Lua script (POST body from a file, figures printed by its `done` hook), bounded
 to `--duration` seconds after a short warm-up, `--threads`/`--connections` (2/8), both with
@@ -31,7 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +49,7 @@ COLD_STARTS = 3
 START_DEADLINE = 60.0
 BASELINE_COMMIT = "d57ac51c986d4214ec0f004fc5b557ef78f55246"  # the last gunicorn model server
 BASELINE_FILES = ("artifacts/serve", "artifacts/model_server.py", "artifacts/handler_loader.py")
+BASELINE_HANDLERS = "artifacts/inference.py"  # the handlers today's server served with
 MODES = ("keep-alive", "close")
 _SEED = 7
 _FEATURE_MEANS = [2.5, 180.0, 101.3, 0.2]
@@ -92,6 +98,17 @@ class Server:
 Loads = dict[tuple[int, str], Load]  # (rows, mode) -> figures
 
 
+@dataclass
+class Contender:
+    """One server under load: its figures are taken cell by cell, next to everyone else's."""
+
+    key: str  # "ours", "today", "today-core", "mlflow"
+    server: Server
+    body: str  # which request bodies it takes: "ours" ({"data": ...}) or "mlflow" ({"inputs": ...})
+    modes: tuple[str, ...]
+    loads: Loads = field(default_factory=dict)
+
+
 # --- the section ------------------------------------------------------------------------------
 
 def run(context: BenchContext) -> list[Row]:
@@ -106,22 +123,58 @@ def run(context: BenchContext) -> list[Row]:
     script.write_text(WRK_SCRIPT)
 
     colds = _cold_starts(context, model_dir)
-    server = _start_ours(context, model_dir)
+    contenders: dict[str, Contender] = {}
     try:
-        reference = _answer(server.port, bodies["ours-1"])["probabilities"]
-        ours = _measure(context, server.port, bodies, "ours", script, MODES)
+        _start_contenders(context, model_dir, bodies, contenders)
+        _measure_interleaved(context, list(contenders.values()), bodies, script)
     finally:
-        _stop(server)
+        for contender in contenders.values():
+            _stop(contender.server)
+    ours = contenders["ours"].loads
     rows = _our_rows(ours, colds)
-    rows += _baseline_rows(context, model_dir, bodies, script, ours, reference)
-    rows += _mlflow_rows(context, model_dir, bodies, script, ours, reference)
+    if "today" in contenders:
+        rows += _baseline_rows(contenders["today"].loads, contenders["today-core"].loads, ours)
+    if "mlflow" in contenders:
+        rows += _mlflow_rows(contenders["mlflow"], ours)
     return rows
 
 
-def _measure(context: BenchContext, port: int, bodies: dict, name: str, script: Path,
-             modes: tuple[str, ...]) -> Loads:
-    return {(count, mode): _load(context, port, bodies[f"{name}-{count}"], script, mode)
-            for count in (1, 1000) for mode in modes}
+def _start_contenders(context: BenchContext, model_dir: Path, bodies: dict,
+                      contenders: dict[str, Contender]) -> None:
+    """Every server at once (idle ones cost nothing), each checked to give our probabilities."""
+    ours = _start_ours(context, model_dir)
+    contenders["ours"] = Contender("ours", ours, "ours", MODES)
+    reference = _answer(ours.port, bodies["ours-1"])["probabilities"]
+    baseline = _extract_baseline(context)
+    if baseline is not None:
+        serve, then_dir = baseline
+        for key, handlers_dir, modes in (("today", then_dir, MODES),
+                                         ("today-core", model_dir, ("keep-alive",))):
+            server = _start_ours(context, handlers_dir, serve=serve, log_name=f"{key}.log")
+            contenders[key] = Contender(key, server, "ours", modes)
+            _check_same_answer(server.port, bodies["ours-1"], reference, "probabilities")
+    if context.mlflow_python is None:
+        context.notes.append("serving: MLflow is not installed in .venv-bench (make bench installs "
+                             "it); no MLflow baseline")
+        return
+    mlflow_dir = _save_for_mlflow(context, model_dir / "model.joblib",
+                                  context.work_dir / "serving" / "mlflow-model")
+    server = _start_mlflow(context, mlflow_dir)
+    contenders["mlflow"] = Contender("mlflow", server, "mlflow", ("keep-alive",))
+    _check_same_answer(server.port, bodies["mlflow-1"], reference, "predictions")
+
+
+def _measure_interleaved(context: BenchContext, contenders: list[Contender], bodies: dict,
+                         script: Path) -> None:
+    """Cell by cell (rows x mode), every server in turn: a ratio compares loads taken seconds
+    apart, not minutes (on a shared machine the load drifts in minutes)."""
+    for count in (1, 1000):
+        for mode in MODES:
+            for contender in contenders:
+                if mode in contender.modes:
+                    body = bodies[f"{contender.body}-{count}"]
+                    contender.loads[count, mode] = _load(context, contender.server.port, body,
+                                                         script, mode)
 
 
 def _cold_starts(context: BenchContext, model_dir: Path) -> list[float]:
@@ -137,7 +190,7 @@ def _cold_starts(context: BenchContext, model_dir: Path) -> list[float]:
 def _our_rows(ours: Loads, colds: list[float]) -> list[Row]:
     rows = []
     for (count, mode), load in ours.items():
-        label = f"ours, {count} row{'s' if count > 1 else ''}, {mode}"
+        label = f"ours, {_rows(count)}, {mode}"
         rows.append(Row(f"{label}: req/s", load.requests_per_second, "req/s",
                         note=f"{OUR_WORKERS} workers, {_errors(load)}"))
         if count == 1 and mode == "keep-alive":
@@ -152,71 +205,71 @@ def _our_rows(ours: Loads, colds: list[float]) -> list[Row]:
     return rows
 
 
-def _baseline_rows(context: BenchContext, model_dir: Path, bodies: dict, script: Path,
-                   ours: Loads, reference: list) -> list[Row]:
-    serve = _extract_baseline(context)
-    if serve is None:
-        return []
-    server = _start_ours(context, model_dir, serve=serve, log_name="baseline.log")
-    try:
-        _check_same_answer(server.port, bodies["ours-1"], reference, "probabilities")
-        today = _measure(context, server.port, bodies, "ours", script, MODES)
-    finally:
-        _stop(server)
+def _baseline_rows(today: Loads, today_core: Loads, ours: Loads) -> list[Row]:
+    """The goals' baseline is today's serving stack as it was (its server AND its inference.py);
+    the same old server with our current inference.py isolates what the HTTP core alone gives."""
     rows = []
-    goals = {1: 3.0, 1000: 2.0}
     for (count, mode), load in today.items():
-        label = f"today's (gunicorn sync), {count} row{'s' if count > 1 else ''}, {mode}"
+        label = f"today's (gunicorn sync, as at {BASELINE_COMMIT[:7]}), {_rows(count)}, {mode}"
         rows.append(Row(f"{label}: req/s", load.requests_per_second, "req/s",
                         note=_errors(load)))
         rows.append(Row(f"{label}: p99", load.p99_ms, "ms"))
+    for (count, mode), load in today_core.items():
+        rows.append(Row(f"today's server with our inference.py, {_rows(count)}, {mode}: req/s",
+                        load.requests_per_second, "req/s", note=_errors(load)))
+    goals = {1: 3.0, 1000: 2.0}
     for (count, mode), load in today.items():
-        rows.append(_ratio(f"ratio ours/today's, {count} row{'s' if count > 1 else ''}, {mode}",
+        rows.append(_ratio(f"ratio ours/today's, {_rows(count)}, {mode}",
                            ours[count, mode].requests_per_second, load.requests_per_second,
                            goals[count] if mode == "keep-alive" else None))
+    for (count, mode), load in today_core.items():
+        rows.append(_ratio(f"ratio ours/today's server with our inference.py, {_rows(count)}, "
+                           f"{mode}", ours[count, mode].requests_per_second,
+                           load.requests_per_second, None, note="the HTTP core alone"))
     return rows
 
 
-def _extract_baseline(context: BenchContext) -> Path | None:
-    """Today's server from git, next to nothing else: the baseline as it was, not as it is now."""
+def _extract_baseline(context: BenchContext) -> tuple[Path, Path] | None:
+    """Today's serving stack from git: its `serve`, server and loader in baseline/, and a model
+    directory whose code/inference.py is the one it served with (same model.joblib as ours)."""
     target = context.work_dir / "serving" / "baseline"
+    then_dir = context.work_dir / "serving" / "model-then"
+    (then_dir / "code").mkdir(parents=True, exist_ok=True)
     target.mkdir(parents=True, exist_ok=True)
     try:
         for name in BASELINE_FILES:
-            content = subprocess.run(["git", "-C", str(context.repo_root), "show",
-                                      f"{BASELINE_COMMIT}:{name}"], capture_output=True,
-                                     check=True, timeout=30).stdout
-            (target / Path(name).name).write_bytes(content)
+            (target / Path(name).name).write_bytes(_git_show(context, name))
+        (then_dir / "code" / "inference.py").write_bytes(_git_show(context, BASELINE_HANDLERS))
         import gunicorn  # noqa: F401 - the baseline's HTTP core (requirements-dev.txt)
     except (OSError, subprocess.SubprocessError, ImportError) as exc:
         context.notes.append(f"serving: today's server (git {BASELINE_COMMIT[:7]}) is "
                              f"unavailable ({exc}); no baseline")
         return None
-    return target / "serve"
+    (then_dir / "model.joblib").write_bytes((context.repo_root / "artifacts/model.joblib")
+                                            .read_bytes())
+    context.notes.append(
+        f"serving: today's = artifacts/serve, model_server.py, handler_loader.py AND inference.py "
+        f"as they were at git {BASELINE_COMMIT[:7]} (the last gunicorn server): the goals' "
+        "baseline. 'today's server with our inference.py' is the same old server running the "
+        "current inference.py, for reference (what the HTTP core alone gives)")
+    return target / "serve", then_dir
 
 
-def _mlflow_rows(context: BenchContext, model_dir: Path, bodies: dict, script: Path,
-                 ours: Loads, reference: list) -> list[Row]:
-    if context.mlflow_python is None:
-        context.notes.append("serving: MLflow is not installed in .venv-bench (make bench installs "
-                             "it); no MLflow baseline")
-        return []
-    mlflow_dir = _save_for_mlflow(context, model_dir / "model.joblib",
-                                  context.work_dir / "serving" / "mlflow-model")
-    server = _start_mlflow(context, mlflow_dir)
-    try:
-        _check_same_answer(server.port, bodies["mlflow-1"], reference, "predictions")
-        theirs = _measure(context, server.port, bodies, "mlflow", script, ("keep-alive",))
-    finally:
-        _stop(server)
-    one, thousand = theirs[1, "keep-alive"], theirs[1000, "keep-alive"]
+def _git_show(context: BenchContext, name: str) -> bytes:
+    return subprocess.run(["git", "-C", str(context.repo_root), "show",
+                           f"{BASELINE_COMMIT}:{name}"], capture_output=True, check=True,
+                          timeout=30).stdout
+
+
+def _mlflow_rows(mlflow: Contender, ours: Loads) -> list[Row]:
+    one, thousand = mlflow.loads[1, "keep-alive"], mlflow.loads[1000, "keep-alive"]
     label = "MLflow (default workers)"
     return [
         Row(f"{label}, 1 row: req/s", one.requests_per_second, "req/s", note=_errors(one)),
         Row(f"{label}, 1 row: p99", one.p99_ms, "ms"),
         Row(f"{label}, 1000 rows: req/s", thousand.requests_per_second, "req/s",
             note=_errors(thousand)),
-        Row(f"{label}: cold start", server.cold_start, "s"),
+        Row(f"{label}: cold start", mlflow.server.cold_start, "s"),
         _ratio(f"ratio ours/{label}, 1 row", ours[1, "keep-alive"].requests_per_second,
                one.requests_per_second, 15.0),
         _ratio(f"ratio ours/{label}, 1000 rows", ours[1000, "keep-alive"].requests_per_second,
@@ -224,10 +277,15 @@ def _mlflow_rows(context: BenchContext, model_dir: Path, bodies: dict, script: P
     ]
 
 
-def _ratio(name: str, ours: float, theirs: float, goal: float | None) -> Row:
+def _rows(count: int) -> str:
+    return f"{count} row{'s' if count > 1 else ''}"
+
+
+def _ratio(name: str, ours: float, theirs: float, goal: float | None,
+           note: str = "for reference") -> Row:
     ratio = ours / theirs if theirs else None
     if goal is None:
-        return Row(name, ratio, "x", note="for reference")
+        return Row(name, ratio, "x", note=note)
     return Row(name, ratio, "x", f">= {goal:g}x", ratio is not None and ratio >= goal)
 
 
