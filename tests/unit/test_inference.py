@@ -10,6 +10,8 @@ import shutil
 import joblib
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, SGDClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
@@ -326,3 +328,78 @@ def test_model_fn_loads_a_model_file_with_the_registered_sha256(tmp_path, monkey
     (tmp_path / "model.joblib").write_bytes(shipped)
     monkeypatch.setenv("MODEL_JOBLIB_SHA256", hashlib.sha256(shipped).hexdigest().upper())
     assert inference.model_fn(str(tmp_path)).n_features == 4
+
+
+# --- many numeric rows: the flattened path (_numbers_to_matrix) against the checked one ----------
+
+def _checked_outcome(body: bytes | str):
+    """What the value-by-value path (np.asarray and its checks) makes of a JSON body."""
+    def checked():
+        rows, what = inference.json_rows(inference._decode_json(body))
+        return inference._rows_to_matrix(rows, what, strict=inference._may_hold_booleans(body))
+    return _outcome(checked)
+
+
+def _outcome(call):
+    try:
+        matrix = call()
+    except inference.InferenceInputError as exc:
+        return "refused", str(exc)
+    return "matrix", matrix.dtype.str, matrix.shape, matrix.tobytes()
+
+
+_numbers = st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=False, allow_infinity=False),
+                     st.just(-0.0))
+_many_rows = st.integers(1, 5).flatmap(
+    lambda width: st.lists(st.lists(_numbers, min_size=width, max_size=width),
+                           min_size=inference._FLAT_FROM_ROWS, max_size=60))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_many_rows, st.booleans(), st.booleans())
+def test_many_numeric_rows_give_bit_for_bit_the_matrix_of_the_checked_path(rows, bare, as_bytes):
+    body = json.dumps(rows if bare else {"data": rows})
+    body = body.encode() if as_bytes else body
+
+    matrix = inference.input_fn(body, "application/json")
+
+    assert _outcome(lambda: matrix) == _checked_outcome(body)
+    assert np.array_equal(matrix, np.asarray(rows, dtype=np.float64))
+
+
+def _with(rows: list, index: int, value) -> list:
+    changed = [list(row) for row in rows]
+    changed[index] = value
+    return changed
+
+
+_FORTY = [[float(i), i + 0.5, -i, 1e-3 * i] for i in range(40)]
+
+
+@pytest.mark.parametrize("rows", [
+    pytest.param(_with(_FORTY, 33, [1.0, 2.0]), id="ragged"),
+    pytest.param(_with(_with(_FORTY, 32, [1, 2, 3]), 33, [1, 2, 3, 4, 5]), id="ragged-same-total"),
+    pytest.param(_with(_FORTY, 35, 7), id="a-number-as-a-row"),
+    pytest.param(_with(_FORTY, 36, [[1, 2], 3, 4, 5]), id="nested-list"),
+    pytest.param(_with(_FORTY, 37, [1, "2", 3, 4]), id="string"),
+    pytest.param(_with(_FORTY, 38, [1, True, 3, 4]), id="boolean"),
+    pytest.param(_with(_FORTY, 39, [1, None, 3, 4]), id="null"),
+    pytest.param(_with(_FORTY, 31, [1, {}, 3, 4]), id="object"),
+    pytest.param([[]] * 40, id="empty-rows"),
+    pytest.param(_with(_FORTY, 34, [1, 10**400, 3, 4]), id="int-beyond-float"),  # orjson: 400
+    pytest.param(_with(_FORTY, 30, [1, 2**70, 3, -2**64]), id="ints-beyond-int64"),
+])
+@pytest.mark.parametrize("bare", [False, True])
+def test_many_rows_with_an_unusual_value_get_the_checked_paths_answer(rows, bare):
+    body = json.dumps(rows if bare else {"data": rows})
+
+    outcome = _outcome(lambda: inference.input_fn(body, "application/json"))
+
+    assert outcome == _checked_outcome(body)
+
+
+def test_many_rows_with_a_string_are_refused_naming_it():
+    body = json.dumps({"data": _with(_FORTY, 37, [1, "2", 3, 4])})
+
+    with pytest.raises(inference.InferenceInputError, match=r"row 37, column 1 holds \"2\""):
+        inference.input_fn(body, "application/json")
