@@ -92,7 +92,7 @@ from utils import output
 from utils.aws_errors import error_code, error_message, translate_botocore_error
 from utils.boto_session import create_clients, get_boto_session
 from utils.endpoint_operations import console_url
-from utils.errors import DeployModelError, ExitCode, Terminated
+from utils.errors import DeployModelError, ExitCode, Terminated, ValidationError
 
 __all__ = ["DeployRun", "Timing", "deploy_endpoint", "deploy_local_endpoint", "run_deploy"]
 
@@ -135,8 +135,9 @@ def deploy_endpoint(settings: DeploySettings, *, timing: Timing | None = None) -
 
 
 def rollback_endpoint(settings: DeploySettings, *, timing: Timing | None = None) -> dict:
-    """`--rollback [--to-release K]`: the endpoint back on a kept release's config, through the
-    same watched and verified update as a deploy (RollbackPolicy)."""
+    """`--rollback [--to-release K]`: the endpoint back on what a kept release served, through
+    the same watched and verified update as a deploy (RollbackPolicy), or a weight change when
+    only the weights differ."""
     timing = timing or Timing()
     started = timing.clock()
     output.print_header(f"Rolling back SageMaker endpoint {settings.endpoint_name}")
@@ -147,21 +148,61 @@ def rollback_endpoint(settings: DeploySettings, *, timing: Timing | None = None)
     release, facts = target.release, facts_reader(session, timing)
     if release.config_name == target.current.get("EndpointConfigName"):
         # Only the weights differ: shift them back on the fleets that run, no new fleet.
+        refuse_for_weight_change(settings, f"release {release.number} differs from what "
+                                           f"{settings.endpoint_name} serves only in its weights")
         return _rollback_weights(sagemaker, settings, release, timing, facts)
+    if release.weights_set:
+        _refuse_unwatched_weights(settings, release)
     plan = plan_rollback(sagemaker, settings, target.current, release=target.config_release,
                          config=target.config, package=rollback_package(release),
-                         tags=target.tags, now=timing.now(), autoscaling=autoscaling)
+                         tags=target.tags, now=timing.now(), autoscaling=autoscaling,
+                         commit=release.commit)
     if release.weights_set:
         output.print_info(f"Release {release.number} re-weighted {release.config_name}: once "
                           f"it serves that config again, its weights are set "
                           f"({describe_weights(release.weights)})")
     result = {**_run_plan(plan, settings, (sagemaker, logs, autoscaling), session, timing,
-                          started), "rollback_to": target.config_release}
+                          started), "rollback_to": release.number}
     if not release.weights_set or result.get("status") != "InService":
         return result
-    weights = _rollback_weights(sagemaker, settings, release, timing, facts)
+    try:
+        weights = _rollback_weights(sagemaker, settings, release, timing, facts)
+    except DeployModelError as exc:
+        exc.details[:0] = [
+            f"The switch itself succeeded: {settings.endpoint_name} serves {release.config_name} "
+            f"again (release {result.get('release')}), with that config's own weights; setting "
+            f"release {release.number}'s weights ({describe_weights(release.weights)}) failed.",
+            f"Finish it: python deploy-model.py -e {settings.endpoint_name} --to-release "
+            f"{release.number}"]
+        raise
     return {**result, "release": weights.get("release"), "weights": weights.get("weights"),
-            "rollback_to": release.number}
+            "previous_weights": weights.get("previous_weights")}
+
+
+def refuse_for_weight_change(settings: DeploySettings, why: str) -> None:
+    """A weight change writes no config and starts no fleet: what only those can do is refused,
+    not silently dropped."""
+    asked = [flag for flag, used in (
+        (f"--deployment-strategy {settings.strategy.name}", settings.strategy.name != "all-at-once"),
+        ("--rollback-alarm", bool(settings.rollback_alarms)),
+        ("--smoke-test-data", settings.smoke_test is not None),
+        ("--data-capture", settings.data_capture is not None),
+        ("--no-data-capture", settings.drop_data_capture)) if used]
+    if asked:
+        raise ValidationError(
+            f"{', '.join(asked)} cannot be used: {why}, and a weight change "
+            "(UpdateEndpointWeightsAndCapacities) writes no config and starts no new fleet",
+            hint="Drop them; the weight change is watched, verified and set back on failure. "
+                 "Test a variant with: python test_endpoint.py --target-variant NAME.")
+
+
+def _refuse_unwatched_weights(settings: DeploySettings, release: Any) -> None:
+    if not settings.monitor:
+        raise ValidationError(
+            f"Release {release.number} re-weighted its config: rolling back to it switches "
+            "configs, then sets its weights once the switch is InService, so it cannot run "
+            "with --no-monitor", hint="Drop --no-monitor (or roll back to the config's own "
+                                      "release and set the weights later with --set-weights).")
 
 
 def _rollback_weights(sagemaker: Any, settings: DeploySettings, release: Any, timing: Timing,
@@ -169,7 +210,7 @@ def _rollback_weights(sagemaker: Any, settings: DeploySettings, release: Any, ti
     again = replace(settings, traffic=TrafficChange(WEIGHTS, weights=tuple(
         release.weights.items())))
     return {**change_weights(sagemaker, again, timing, facts, rollback_to=release.number),
-            "rollback_to": release.number}
+            "action": "rolled back", "rollback_to": release.number}
 
 
 def facts_reader(session: Any, timing: Timing) -> Any:
@@ -419,7 +460,15 @@ class RollbackPolicy(UpdatePolicy):
         return details[:-1], hints, RollbackReport()  # nothing of this run's to remove
 
 
+class RollbackCopyPolicy(UpdatePolicy):
+    """Back to a release on a new config of this run (its variants and models, the live data
+    capture): an update in every way, told as the rollback it is."""
+
+    action, done, noun = "rollback", "rolled back", "rollback"
+
+
 POLICIES = {"create": CreatePolicy(), "update": UpdatePolicy(), "rollback": RollbackPolicy()}
+ROLLBACK_COPY = RollbackCopyPolicy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,7 +483,8 @@ class DeployRun:
         self.plan = plan
         self.scaling = ScalingRun(autoscaling, plan.endpoint_name, plan.scaling, plan.region,
                                   sagemaker=sagemaker, endpoint_arn=plan.endpoint_arn)
-        self.policy = POLICIES[plan.action]
+        self.policy = (ROLLBACK_COPY if plan.action == UPDATE and plan.rollback_to is not None
+                       else POLICIES[plan.action])
         self.sagemaker = sagemaker
         self.logs = logs
         self.session = session

@@ -142,6 +142,7 @@ class DeployPlan:
     capture_decision: str | None = None  # deploy_traffic: set, kept (from the live config), dropped
     new_model: bool = True  # False: the config rearranges live models (promote, remove a variant)
     traffic: TrafficChange | None = None  # modules/deploy_variants.py: the variant change
+    release_commit: str | None = None  # a rollback: the commit of the release it serves again
 
     @property
     def is_create(self) -> bool:
@@ -266,7 +267,7 @@ def plan_deployment(sagemaker: Any, settings: DeploySettings, package: PackageIn
 
 def plan_rollback(sagemaker: Any, settings: DeploySettings, current: dict, *, release: int,
                   config: dict, package: PackageInfo, tags: tuple[tuple[str, str], ...],
-                  now: datetime, autoscaling: Any = None) -> DeployPlan:
+                  now: datetime, autoscaling: Any = None, commit: str | None = None) -> DeployPlan:
     """Switch the endpoint (`current`, as described) back to a release's existing `config`
     (as described): the update path, creating nothing. Blue/green with the deployment
     guardrails asked for when the one variant keeps its name; when the variants differ (an A/B
@@ -305,7 +306,7 @@ def plan_rollback(sagemaker: Any, settings: DeploySettings, current: dict, *, re
         keep_releases=settings.keep_releases, smoke_test=settings.smoke_test,
         strategy_name=settings.strategy.name, rollback_alarms=settings.rollback_alarms,
         deployment_config=guardrails, endpoint_arn=current.get("EndpointArn"),
-        previous=previous, scaling=scaling, rollback_to=release)
+        previous=previous, scaling=scaling, rollback_to=release, release_commit=commit)
 
 
 def _refuse_steps_without_instances(settings: DeploySettings, release: int,

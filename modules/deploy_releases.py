@@ -25,6 +25,7 @@ so `--history` shows the live scaling, read from Application Auto Scaling, besid
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import subprocess
 from collections.abc import Iterable
@@ -129,7 +130,8 @@ class Release:
 
     def serves_as(self, other: Release) -> bool:
         """The same config with the same weights: switching between them changes nothing."""
-        return self.config_name == other.config_name and self.weights == other.weights
+        return self.config_name == other.config_name and same_shares(self.weights,
+                                                                     other.weights)
 
     def to_dict(self) -> dict[str, Any]:
         return {"release": self.number, "state": self.state, "kind": self.kind,
@@ -140,6 +142,15 @@ class Release:
                 "rollback_to": self.reapplied_from,
                 "variants": [v.summary() for v in self.variants],
                 "data_capture": capture_text(self.data_capture)}
+
+
+def same_shares(one: dict[str, float], other: dict[str, float]) -> bool:
+    """Weights are relative: 2:2 is 1:1. Compared as shares, to the 6 digits a record keeps."""
+    if one.keys() != other.keys():
+        return False
+    total_one, total_other = sum(one.values()) or 1.0, sum(other.values()) or 1.0
+    return all(math.isclose(one[name] / total_one, other[name] / total_other, rel_tol=1e-5,
+                            abs_tol=1e-9) for name in one)
 
 
 @dataclass(frozen=True)
@@ -441,7 +452,8 @@ def release_tags(plan: DeployPlan, number: int, facts: ReleaseFacts) -> list[dic
     values = {TAG_RELEASE: str(number),
               TAG_RELEASE_VERSION: "" if package.version is None else str(package.version),
               TAG_RELEASE_SHA256: package.environment.get("MODEL_SHA256", ""),
-              TAG_RELEASE_COMMIT: facts.commit, TAG_RELEASE_CALLER: facts.caller,
+              TAG_RELEASE_COMMIT: plan.release_commit or facts.commit,
+              TAG_RELEASE_CALLER: facts.caller,
               TAG_RELEASE_TIME: facts.time}
     if plan.rollback_to is not None:
         values[TAG_RELEASE_FROM] = str(plan.rollback_to)
@@ -451,13 +463,15 @@ def release_tags(plan: DeployPlan, number: int, facts: ReleaseFacts) -> list[dic
 def record_release(sagemaker: Any, plan: DeployPlan, facts: ReleaseFacts,
                    endpoint_arn: str | None) -> int | None:
     """Tag the verified deploy's config and models as the endpoint's next release, and the
-    endpoint as serving it. Returns the number; None (with a warning) when AWS refused: the
-    deploy itself stands."""
+    endpoint as serving it (a rollback onto a new config: the config only, its models keep the
+    record of the release they came with). Returns the number; None (with a warning) when AWS
+    refused: the deploy itself stands."""
     try:
         number = next_release_number(sagemaker, plan.endpoint_name, endpoint_arn)
         tags = release_tags(plan, number, facts)
+        models = [] if plan.rollback_to is not None else plan.variants
         for resource in [Resource(CONFIG, plan.config_name),
-                         *(Resource(MODEL, v.model_name) for v in plan.variants)]:
+                         *(Resource(MODEL, v.model_name) for v in models)]:
             arn = resource_arn(sagemaker, resource)
             if arn:
                 sagemaker.add_tags(ResourceArn=arn, Tags=tags)
@@ -506,11 +520,22 @@ def prune_releases(sagemaker: Any, endpoint_name: str, keep: int, *, live_config
         owner = owning_run_id(record)
         if owner is None:
             continue  # not named after a run: nothing proves it is deploy-model's to delete
-        report = rollback(sagemaker, targets, wait=wait, owner=owner)
-        removed += [str(r) for r in report.removed]
-        if report.unfinished or report.problem:
-            output.print_warning("; ".join(report.lines(_region_of(sagemaker))))
+        for run_id, group in by_run(targets, first=owner):
+            report = rollback(sagemaker, group, wait=wait, owner=run_id)
+            removed += [str(r) for r in report.removed]
+            if report.unfinished or report.problem:
+                output.print_warning("; ".join(report.lines(_region_of(sagemaker))))
     return removed
+
+
+def by_run(resources: list[Resource], *, first: str) -> list[tuple[str, list[Resource]]]:
+    """The resources grouped by the run their name ends with, `first`'s group first: a config
+    may run models of an earlier run (a variant change or a rollback re-uses live models), and
+    each is deleted only as its own run's, its DeployRunId read back (`rollback(owner=...)`)."""
+    groups: dict[str, list[Resource]] = {first: []}
+    for resource in resources:
+        groups.setdefault(resource.name[-RUN_ID_LENGTH:], []).append(resource)
+    return [(run_id, group) for run_id, group in groups.items() if group]
 
 
 def _region_of(sagemaker: Any) -> str:
@@ -555,8 +580,9 @@ class RollbackTarget:
 
 def choose_rollback_target(sagemaker: Any, endpoint_name: str,
                            to_release: int | None) -> RollbackTarget:
-    """Release `to_release`, or the newest one on another config than the endpoint serves; its
-    config and models must still exist. Refused (nothing changed) otherwise."""
+    """Release `to_release`, or the newest one that serves something else than the endpoint
+    does now (another config, or other weights); its config and models must still exist.
+    Refused (nothing changed) otherwise."""
     current = describe_endpoint(sagemaker, endpoint_name)
     if current is None:
         raise AwsError(f"Endpoint {endpoint_name} not found: there is nothing to roll back",
@@ -578,9 +604,13 @@ def target_release(history: History, to_release: int | None) -> Release:
     """Release `to_release`, or the newest that serves something else than the live one (another
     config, or the same config with other weights)."""
     name, live = history.endpoint_name, history.live
+    # The weights live now (DescribeEndpoint), not only as recorded: a weight change made
+    # elsewhere, or one whose record failed, still counts.
+    now = {v.name: v.weight for v in history.live_variants if not v.shadow}
 
     def serves_now(release: Release) -> bool:
-        return live.serves_as(release) if live else release.config_name == history.live_config
+        return release.config_name == history.live_config and (
+            same_shares(release.weights, now) if now else live is None or live.serves_as(release))
 
     if to_release is None:
         earlier = [r for r in history.releases if not serves_now(r)]
@@ -687,9 +717,10 @@ def _reapply(sagemaker: Any, endpoint_name: str, config_arn: str | None,
     number = next_release_number(sagemaker, endpoint_name, endpoint_arn)
     # A long caller ARN gives way: its end (role and session) says who it was.
     value = f"{facts.time} {facts.caller[-room:]} {extra}"
+    # Room first: the tag budget (RELEASE_TAG_BUDGET) counts MAX_REAPPLIED_KEPT at the most.
+    _drop_oldest(sagemaker, config_arn, TAG_REAPPLIED_PREFIX, MAX_REAPPLIED_KEPT - 1)
     sagemaker.add_tags(ResourceArn=config_arn, Tags=[{
         "Key": f"{TAG_REAPPLIED_PREFIX}{number}", "Value": tag_value(value)}])
-    _drop_oldest(sagemaker, config_arn, TAG_REAPPLIED_PREFIX, MAX_REAPPLIED_KEPT)
     if endpoint_arn:
         sagemaker.add_tags(ResourceArn=endpoint_arn,
                            Tags=[{"Key": TAG_RELEASE, "Value": str(number)}])
@@ -800,12 +831,13 @@ def delete_kept_releases(sagemaker: Any, endpoint_name: str, *, skip: set[str],
         if not targets or run_id is None:
             total.not_ours += targets  # not proven deploy-model's: left alone
             continue
-        report = rollback(sagemaker, targets, wait=wait, owner=run_id)
-        total.removed += report.removed
-        total.left += report.unfinished
-        total.not_ours += report.not_ours
-        total.problem = total.problem or report.problem
-        if report.interrupted is not None:
-            total.interrupted = report.interrupted
-            break
+        for owner, group in by_run(targets, first=run_id):
+            report = rollback(sagemaker, group, wait=wait, owner=owner)
+            total.removed += report.removed
+            total.left += report.unfinished
+            total.not_ours += report.not_ours
+            total.problem = total.problem or report.problem
+            if report.interrupted is not None:
+                total.interrupted = report.interrupted
+                return total
     return total

@@ -60,8 +60,8 @@ RELEASE_TAG_KEYS = (TAG_RELEASE, TAG_RELEASE_VERSION, TAG_RELEASE_SHA256, TAG_RE
 # Keys starting with these are the release record's too: `DeployRelease-<K>` (a rollback made the
 # config live again as release K) and `DeployFailed-<run id>` (a failed attempt, on the endpoint).
 RELEASE_TAG_PREFIXES = ("DeployRelease-", "DeployFailed-")
-# Tags the release record may add to one resource, kept free of user tags: the six above plus
-# at most four rollback or failure entries.
+# Tags the release record may add to one resource, kept free of user tags: the seven above plus
+# at most four rollback, weights or failure entries (dropped before one is added).
 RELEASE_TAG_BUDGET = len(RELEASE_TAG_KEYS) + 4
 RESERVED_TAG_KEYS = (TAG_MANAGED_BY, TAG_PACKAGE, TAG_STACK, TAG_ENDPOINT, TAG_RUN_ID,
                      *RELEASE_TAG_KEYS)

@@ -209,3 +209,99 @@ def test_canary_rollback_takes_the_releases_instance_count(aws, env, capsys):
                          "--deployment-strategy", "canary")
     assert code == 3 and "runs 1 x ml.c5.2xlarge" in captured.err
     assert len(aws.update_requests) == updates
+
+
+def weights(aws):
+    current = aws.sagemaker.describe_endpoint(EndpointName="qc-prod")
+    return {v["VariantName"]: v["CurrentWeight"] for v in current["ProductionVariants"]}
+
+
+@pytest.fixture
+def reweighted(aws, env, capsys, ab):
+    """Releases 1 (AllTraffic), 2 (+ challenger 1:1), 3 (--set-weights 3:1), 4 (back on 1)."""
+    deploy(env, capsys, "-e", "qc-prod", "--set-weights", "AllTraffic=3,challenger=1")
+    deploy(env, capsys, "-e", "qc-prod", "--to-release", "1")
+    return ab
+
+
+@pytest.mark.parametrize("flags", [
+    ["--deployment-strategy", "canary"], ["--rollback-alarm", "qc-errors"],
+    ["--data-capture", CAPTURE], ["--no-data-capture"],
+    ["--smoke-test-data", "sample-data.json"],
+])
+def test_a_weights_only_rollback_refuses_what_only_a_new_config_can_do(aws, env, capsys, ab,
+                                                                      flags):
+    deploy(env, capsys, "-e", "qc-prod", "--set-weights", "AllTraffic=3,challenger=1")
+    code, captured = run(env, capsys, "-e", "qc-prod", "--rollback", *flags)
+    assert code == 2 and f"{flags[0]}" in captured.err and "writes no config" in captured.err
+    assert weights(aws) == {"AllTraffic": 3.0, "challenger": 1.0}
+
+
+def test_a_reweighted_release_on_another_config_is_not_rolled_back_to_unwatched(
+        aws, env, capsys, reweighted):
+    updates = len(aws.update_requests)
+    code, captured = run(env, capsys, "-e", "qc-prod", "--to-release", "3", "--no-monitor")
+    assert code == 2 and "--no-monitor" in captured.err
+    assert len(aws.update_requests) == updates
+
+
+def test_a_failed_weights_step_says_the_switch_happened_and_how_to_finish(
+        aws, env, capsys, reweighted):
+    aws.weights_update_takes(1, outcome="Failed", failure_reason="Insufficient capacity")
+    code, captured = run(env, capsys, "-e", "qc-prod", "--to-release", "3")
+    assert code == 4
+    assert serving(aws)[0] == reweighted[1] and weights(aws) == {"AllTraffic": 1.0,
+                                                                 "challenger": 1.0}
+    assert "The switch itself succeeded" in captured.err
+    assert "--to-release 3" in captured.err
+    # Finishing it is a weights-only rollback now.
+    deploy(env, capsys, "-e", "qc-prod", "--to-release", "3")
+    assert weights(aws) == {"AllTraffic": 3.0, "challenger": 1.0}
+
+
+def test_the_live_weights_count_not_only_the_recorded_ones(aws, env, capsys, ab):
+    aws.sagemaker.update_endpoint_weights_and_capacities(
+        EndpointName="qc-prod", DesiredWeightsAndCapacities=[
+            {"VariantName": "AllTraffic", "DesiredWeight": 3.0},
+            {"VariantName": "challenger", "DesiredWeight": 0.0}])
+    deploy(env, capsys, "-e", "qc-prod", "--history")  # lets the double settle the change
+    assert weights(aws) == {"AllTraffic": 3.0, "challenger": 0.0}
+    deploy(env, capsys, "-e", "qc-prod", "--to-release", "2")  # release 2's own 1:1 again
+    assert weights(aws) == {"AllTraffic": 1.0, "challenger": 1.0}
+    code, captured = run(env, capsys, "-e", "qc-prod", "--to-release", "2")
+    assert code == 3 and "already serves release 2" in captured.err
+
+
+def test_every_rollback_is_told_as_a_rollback_in_json(aws, env, capsys, captured_later):
+    doc = one_json_document(deploy(env, capsys, "-e", "qc-prod", "--rollback", "--json"))
+    assert (doc["action"], doc["rollback_to"]) == ("rolled back", 1)  # a new config
+
+
+def test_a_rollback_config_of_its_own_records_the_releases_commit_not_the_callers(
+        aws, env, capsys, captured_later):
+    from tests.deploy_support import tags_of
+
+    sm = aws.sagemaker
+    first_model = sm.describe_endpoint_config(
+        EndpointConfigName=captured_later)["ProductionVariants"][0]["ModelName"]
+    model_tags = tags_of(sm, sm.describe_model(ModelName=first_model)["ModelArn"])
+    config_tags = tags_of(sm, sm.describe_endpoint_config(
+        EndpointConfigName=captured_later)["EndpointConfigArn"])
+    deploy(env, capsys, "-e", "qc-prod", "--rollback")
+    new = sm.describe_endpoint_config(EndpointConfigName=serving(aws)[0])
+    tags = tags_of(sm, new["EndpointConfigArn"])
+    assert tags["DeployReleaseCommit"] == config_tags["DeployReleaseCommit"]
+    assert (tags["DeployRelease"], tags["DeployReleaseFrom"]) == ("3", "1")
+    # Release 1's model keeps its own record.
+    assert tags_of(sm, sm.describe_model(ModelName=first_model)["ModelArn"]) == model_tags
+
+
+def test_pruning_past_a_rollback_config_leaves_no_model_behind(aws, env, capsys, captured_later):
+    deploy(env, capsys, "-e", "qc-prod", "--rollback")  # a new config running release 1's model
+    for keep in ("2", "1"):
+        deploy(env, capsys, "-a", register_package(aws.sagemaker), "-e", "qc-prod",
+               "--keep-releases", keep)
+    state = resources(aws.sagemaker)
+    used = {v["ModelName"] for name in state["configs"] for v in aws.sagemaker.
+            describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]}
+    assert len(state["configs"]) == 1 and set(state["models"]) == used
