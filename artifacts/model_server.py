@@ -368,7 +368,10 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
 
 # --- the app ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+# Request and Answer are built per request (three objects): plain slotted dataclasses, not frozen
+# ones, whose __init__ goes through object.__setattr__ per field (measured: 770 vs 170 ns each).
+# Nothing mutates them.
+@dataclass(slots=True)
 class Request:
     """What the app needs of an HTTP request; `body` only once it was read."""
 
@@ -380,7 +383,7 @@ class Request:
     body: bytes = b""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Answer:
     status: int
     body: bytes
@@ -389,10 +392,15 @@ class Answer:
     allow: str | None = None  # for 405
 
     def headers(self) -> list[tuple[str, str]]:
+        if self.content_type == JSON_TYPE and not self.allow:
+            return _JSON_HEADERS  # the usual answer: granian only reads the list
         headers = [("content-type", self.content_type)]
         if self.allow:
             headers.append(("allow", self.allow))
         return headers
+
+
+_JSON_HEADERS = [("content-type", JSON_TYPE)]
 
 
 def error_answer(status: int, message: str, allow: str | None = None) -> Answer:
