@@ -37,7 +37,7 @@ manager, so it works in-process under `mock_aws` and over HTTP with `ThreadedMot
   variant, as SageMaker's shadow tests take.
 - A variant of weight 0 keeps CurrentWeight/DesiredWeight 0 (moto leaves them out).
 - AddTags overwrites the value of a key the resource has already, as SageMaker does (moto
-  appends a second tag of the same key).
+  appends a second tag of the same key), and refuses more than 50 tags on a resource.
 - Autoscaled variants (moto accepts what AWS refuses): an UpdateEndpoint that changes the
   instance type of, makes serverless, or removes a variant registered with Application Auto
   Scaling (`sagemaker:variant:DesiredInstanceCount`) is refused, as SageMaker does; an update
@@ -71,6 +71,7 @@ from moto.sagemaker.responses import SageMakerResponse
 
 ACCOUNT = "123456789012"
 REGION = "ca-central-1"
+MAX_TAGS = 50  # SageMaker's limit of tags on one resource
 
 
 class ThrottlingException(ServiceException):
@@ -498,6 +499,10 @@ class SageMakerDouble:
         arn, tags = response._get_param("ResourceArn"), response._get_param("Tags") or []
         backend = response.sagemaker_backend
         new_keys = {tag["Key"] for tag in tags}
+        have = {tag["Key"] for tag in backend._get_resource_from_arn(arn).tags}
+        if len(have | new_keys) > MAX_TAGS:
+            raise ValidationError(message=f"Resource {arn} would have {len(have | new_keys)} "
+                                          f"tags; the maximum is {MAX_TAGS}")
         backend.delete_tags(arn, list(new_keys))
         return ActionResult({"Tags": backend.add_tags(arn, tags)})
 

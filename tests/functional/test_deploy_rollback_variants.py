@@ -13,6 +13,7 @@ from tests.deploy_support import (
     one_json_document,
     register_package,
     run_captured,
+    tags_of,
 )
 from tests.sagemaker_double import resources
 
@@ -279,8 +280,6 @@ def test_every_rollback_is_told_as_a_rollback_in_json(aws, env, capsys, captured
 
 def test_a_rollback_config_of_its_own_records_the_releases_commit_not_the_callers(
         aws, env, capsys, captured_later):
-    from tests.deploy_support import tags_of
-
     sm = aws.sagemaker
     first_model = sm.describe_endpoint_config(
         EndpointConfigName=captured_later)["ProductionVariants"][0]["ModelName"]
@@ -305,3 +304,18 @@ def test_pruning_past_a_rollback_config_leaves_no_model_behind(aws, env, capsys,
     used = {v["ModelName"] for name in state["configs"] for v in aws.sagemaker.
             describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]}
     assert len(state["configs"]) == 1 and set(state["models"]) == used
+
+
+def test_release_records_stay_within_sagemakers_50_tags_with_the_most_user_tags(aws, env,
+                                                                                  capsys):
+    tags = [arg for i in range(34) for arg in ("--tag", f"k{i}=v")]  # the most --tag takes
+    arn = register_package(aws.sagemaker)
+    deploy(env, capsys, "-a", arn, "-e", "qc-prod", *tags)
+    deploy(env, capsys, "-a", arn, "-e", "qc-prod", *tags, "--data-capture", CAPTURE)
+    deploy(env, capsys, "-e", "qc-prod", "--rollback")  # its own config: DeployReleaseFrom too
+    for weight in range(2, 8):  # each a release on that config, the oldest records dropped
+        out = deploy(env, capsys, "-e", "qc-prod", "--set-weights", f"AllTraffic={weight}",
+                     "--json")
+        assert one_json_document(out)["release"] == weight + 2
+    config = aws.sagemaker.describe_endpoint_config(EndpointConfigName=serving(aws)[0])
+    assert len(tags_of(aws.sagemaker, config["EndpointConfigArn"])) == 50
