@@ -832,12 +832,6 @@ def delete_kept_releases(sagemaker: Any, endpoint_name: str, *, skip: set[str],
             total.not_ours += targets  # not proven deploy-model's: left alone
             continue
         for owner, group in by_run(targets, first=run_id):
-            report = rollback(sagemaker, group, wait=wait, owner=owner)
-            total.removed += report.removed
-            total.left += report.unfinished
-            total.not_ours += report.not_ours
-            total.problem = total.problem or report.problem
-            if report.interrupted is not None:
-                total.interrupted = report.interrupted
+            if total.absorb(rollback(sagemaker, group, wait=wait, owner=owner)):
                 return total
     return total

@@ -190,13 +190,8 @@ def remove_sagemaker_orphans(sagemaker: Any, orphans: list[Orphan]) -> RollbackR
     had when it was found (read back by `rollback`)."""
     report = RollbackReport()
     for orphan in sorted(orphans, key=lambda o: Resource(o.kind, o.name).spec.delete_order):
-        one = rollback(sagemaker, [Resource(orphan.kind, orphan.name)], owner=orphan.run_id)
-        report.removed += one.removed
-        report.not_ours += one.not_ours
-        report.left += one.left
-        report.problem = report.problem or one.problem
-        if one.interrupted is not None:
-            report.interrupted = one.interrupted
+        if report.absorb(rollback(sagemaker, [Resource(orphan.kind, orphan.name)],
+                                  owner=orphan.run_id)):
             break
     return report
 

@@ -170,13 +170,9 @@ def _delete_sagemaker(name: str, env, timeout: float, poll_interval: float | Non
     if report is None:
         return _absent(name, region, if_exists)
     if not report.unfinished:  # the endpoint is gone: its kept releases go too (proven ours)
-        releases = delete_kept_releases(sagemaker, name, skip={str(r) for r in report.removed},
-                                        wait=Waiting(timeout, poll_interval))
-        report.removed += releases.removed
-        report.left += releases.unfinished
-        report.not_ours += releases.not_ours
-        report.problem = report.problem or releases.problem
-        report.interrupted = report.interrupted or releases.interrupted
+        report.absorb(delete_kept_releases(sagemaker, name,
+                                           skip={str(r) for r in report.removed},
+                                           wait=Waiting(timeout, poll_interval)))
     result = {"endpoint_name": name, "local": False, "region": region,
               "removed": deregistered + [str(r) for r in report.removed],
               "left_behind": [str(r) for r in report.unfinished],
