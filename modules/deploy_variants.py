@@ -269,7 +269,11 @@ def change_weights(sagemaker: Any, settings: DeploySettings, timing: Timing,
         send_weights(sagemaker, settings.endpoint_name, dict(change.weights))
         if not settings.monitor:
             output.print_success(f"SageMaker accepted the weights of {settings.endpoint_name}")
-            return {**result, "status": "Updating", "monitored": False}
+            # A release records what was verified; these weights were not watched.
+            output.print_info("Not verified (--no-monitor), so not recorded as a release: "
+                              "--history will not list it; --rollback compares the live "
+                              "weights and sets the last release's back")
+            return {**result, "status": "Updating", "monitored": False, "release": None}
         outcome = _wait(sagemaker, settings, current, timing)
     except (KeyboardInterrupt, Terminated) as interrupt:
         raise DeployInterrupted(

@@ -273,6 +273,18 @@ def test_the_live_weights_count_not_only_the_recorded_ones(aws, env, capsys, ab)
     assert code == 3 and "already serves release 2" in captured.err
 
 
+def test_unwatched_weights_are_no_release_and_a_rollback_sets_the_last_releases_back(
+        aws, env, capsys, ab):
+    out = deploy(env, capsys, "-e", "qc-prod", "--set-weights", "AllTraffic=3,challenger=1",
+                 "--no-monitor")
+    assert "not recorded as a release" in out
+    history = one_json_document(deploy(env, capsys, "-e", "qc-prod", "--history", "--json"))
+    assert len(history["releases"]) == 2 and weights(aws) == {"AllTraffic": 3.0,
+                                                              "challenger": 1.0}
+    doc = one_json_document(deploy(env, capsys, "-e", "qc-prod", "--rollback", "--json"))
+    assert doc["rollback_to"] == 2 and weights(aws) == {"AllTraffic": 1.0, "challenger": 1.0}
+
+
 def test_every_rollback_is_told_as_a_rollback_in_json(aws, env, capsys, captured_later):
     doc = one_json_document(deploy(env, capsys, "-e", "qc-prod", "--rollback", "--json"))
     assert (doc["action"], doc["rollback_to"]) == ("rolled back", 1)  # a new config
