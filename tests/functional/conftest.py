@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy_support import emulated_sagemaker
+from tests.deploy_support import client, emulated_sagemaker
 
 
 @pytest.fixture
 def aws(monkeypatch):
     with emulated_sagemaker(monkeypatch) as double:
         yield double
+
+
+@pytest.fixture
+def with_autoscaling(aws):
+    """`aws.autoscaling`, an Application Auto Scaling client on the same emulated AWS; a module
+    takes it with `pytestmark = pytest.mark.usefixtures("with_autoscaling")`."""
+    aws.autoscaling = client("application-autoscaling")
+    return aws
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from modules.deploy_scaling import Scaling, scaling_of
 from modules.scaling_settings import Autoscale
 from tests.deploy_support import (
     EMPTY,
-    client,
     live_config,
     main,
     one_json_document,
@@ -22,11 +21,7 @@ RID = "endpoint/qc-prod/variant/AllTraffic"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 
-@pytest.fixture
-def aws(aws):
-    """The shared double, with an Application Auto Scaling client: `aws.autoscaling`."""
-    aws.autoscaling = client("application-autoscaling")
-    return aws
+pytestmark = pytest.mark.usefixtures("with_autoscaling")  # aws.autoscaling in every test
 
 
 def target(aws, rid=RID):

@@ -7,14 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy_support import client, deploy_ok, main, one_json_document, register_package
+from tests.deploy_support import deploy_ok, main, one_json_document, register_package
 
-
-@pytest.fixture
-def aws(aws):
-    """The shared double, with an Application Auto Scaling client: `aws.autoscaling`."""
-    aws.autoscaling = client("application-autoscaling")
-    return aws
+pytestmark = pytest.mark.usefixtures("with_autoscaling")  # aws.autoscaling in every test
 
 
 def deploy(env, capsys, *argv):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from tests.deploy_support import (
-    client,
     deploy_ok,
     one_json_document,
     register_package,
@@ -17,12 +16,7 @@ from tests.deploy_support import (
 )
 from tests.sagemaker_double import resources
 
-
-@pytest.fixture
-def aws(aws):
-    """The shared double, with an Application Auto Scaling client: `aws.autoscaling`."""
-    aws.autoscaling = client("application-autoscaling")
-    return aws
+pytestmark = pytest.mark.usefixtures("with_autoscaling")  # aws.autoscaling in every test
 
 
 def run(env, capsys, *argv):
