@@ -265,15 +265,14 @@ class RollbackReport:
         return self.deleting + self.left
 
     def absorb(self, other: RollbackReport) -> bool:
-        """Add another rollback's outcome to this one; True when that one was interrupted (the
-        caller stops there)."""
+        """Add another rollback's outcome to this one (the first problem and interruption stay
+        the ones told); True when that one was interrupted (the caller stops there)."""
         self.removed += other.removed
         self.left += other.left
         self.deleting += other.deleting
         self.not_ours += other.not_ours
         self.problem = self.problem or other.problem
-        if other.interrupted is not None:
-            self.interrupted = other.interrupted
+        self.interrupted = self.interrupted or other.interrupted
         return other.interrupted is not None
 
     def lines(self, region: str) -> list[str]:

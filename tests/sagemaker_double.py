@@ -500,9 +500,10 @@ class SageMakerDouble:
         backend = response.sagemaker_backend
         new_keys = {tag["Key"] for tag in tags}
         have = {tag["Key"] for tag in backend._get_resource_from_arn(arn).tags}
-        if len(have | new_keys) > MAX_TAGS:
-            raise ValidationError(message=f"Resource {arn} would have {len(have | new_keys)} "
-                                          f"tags; the maximum is {MAX_TAGS}")
+        would_have = len(have | new_keys)
+        if would_have > MAX_TAGS:
+            raise ValidationError(message=f"Resource {arn} would have {would_have} tags; the "
+                                          f"maximum is {MAX_TAGS}")
         backend.delete_tags(arn, list(new_keys))
         return ActionResult({"Tags": backend.add_tags(arn, tags)})
 
