@@ -18,20 +18,29 @@ import argparse
 import math
 import multiprocessing
 import os
-import re
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import timeit
 from pathlib import Path
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-ROW = [2.5, 180.0, 101.3, 0.2]
-BODY = b'{"data": [[2.5, 180.0, 101.3, 0.2]]}'
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))  # run as a script: benchmarks/ imports from the root
+
+from benchmarks.common import BenchContext  # noqa: E402
+from benchmarks.serving import (  # noqa: E402  (the serving benchmark's own server and wrk plumbing)
+    WRK_SCRIPT,
+    _free_port,
+    _load,
+    _start,
+    _stop,
+    _write_bodies,
+)
+
+ARTIFACTS = REPO_ROOT / "artifacts"
 JSON_HEADERS = [("content-type", "application/json")]
+ONE_ROW = b'{"data": [[2.5, 180.0, 101.3, 0.2]]}'  # the constant app answers what this gets
+PING = b'{"status": "healthy"}'
 MODES = ("constant", "handlers", "plain-python")
 
 
@@ -56,7 +65,7 @@ def answer_function(mode: str):
     if mode == "plain-python":
         return plain_python_answer(model)
     if mode == "constant":
-        constant = through_handlers(BODY)
+        constant = through_handlers(ONE_ROW)
         return lambda body: constant
     return through_handlers
 
@@ -99,8 +108,10 @@ def serve(mode: str, port: int, workers: int) -> None:
         def __rsgi_init__(self, _loop) -> None:
             pass
 
-        async def __rsgi__(self, _scope, protocol) -> None:
-            protocol.response_bytes(200, JSON_HEADERS, answer(await protocol()))
+        async def __rsgi__(self, scope, protocol) -> None:
+            body = await protocol()
+            protocol.response_bytes(200, JSON_HEADERS, PING if scope.method == "GET"
+                                    else answer(body))
 
     app = App()
     server = MPServer(target="handler_floor:App", address="127.0.0.1", port=port,
@@ -112,49 +123,25 @@ def serve(mode: str, port: int, workers: int) -> None:
     server.serve(target_loader=lambda: app, wrap_loader=False)
 
 
-def load(mode: str, workers: int, seconds: int, wrk: str, script: Path) -> float:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--port", str(port),
-                               "--workers", str(workers)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+def load(context: BenchContext, mode: str, workers: int, body: Path, script: Path) -> str:
+    port = _free_port()
+    server = _start([sys.executable, __file__, "--serve", mode, "--port", str(port),
+                     "--workers", str(workers)], dict(os.environ), port,
+                    context.work_dir / f"{mode}.log")
     try:
-        wait_for_port(port, server)
-        url = f"http://127.0.0.1:{port}/"
-        subprocess.run([wrk, "-t2", "-c8", "-d2s", "-s", str(script), url], check=True,
-                       capture_output=True)  # warm-up
-        out = subprocess.run([wrk, "-t2", "-c8", f"-d{seconds}s", "-s", str(script), url],
-                             check=True, capture_output=True, text=True).stdout
+        figures = _load(context, port, body, script, "keep-alive")
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        _stop(server)
+    errors = figures.bad_status + figures.socket_errors
+    return f"{figures.requests_per_second:10,.0f} req/s" + (f"  ({errors} errors)" if errors else "")
 
 
-def wait_for_port(port: int, server: subprocess.Popen, deadline: float = 60.0) -> None:
-    started = time.monotonic()
-    while time.monotonic() - started < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the probe server exited with {server.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"the probe server did not listen within {deadline} s")
-
-
-def stage_costs() -> None:
-    import numpy as np
-    import orjson
-
+def stage_costs(bodies: dict[str, Path]) -> None:
     _, module, _ = load_inference()
     model = module.model_fn(str(ARTIFACTS))
     whole = answer_function("handlers")
-    rows = np.random.default_rng(7).normal(ROW, [0.1, 8.0, 4.0, 0.08], size=(1000, 4))
-    for body in (BODY, orjson.dumps({"data": rows.round(4).tolist()})):
-        time_stages(module, model, whole, body)
+    for key in ("ours-1", "ours-1000"):
+        time_stages(module, model, whole, bodies[key].read_bytes())
 
 
 def time_stages(module, model, whole, body: bytes) -> None:
@@ -172,6 +159,20 @@ def time_stages(module, model, whole, body: bytes) -> None:
         print(f"  {len(features):5d} row(s) {name:16s} {best:9.2f} us")
 
 
+def check_plain_python_agrees(bodies: dict[str, Path]) -> None:
+    """The what-if must give the served answer (to the last bits), or its figure means nothing."""
+    import numpy as np
+    import orjson
+
+    served, plain = answer_function("handlers"), answer_function("plain-python")
+    for key in ("ours-1", "ours-1000"):
+        ours, theirs = (orjson.loads(f(bodies[key].read_bytes())) for f in (served, plain))
+        same = ours["predictions"] == theirs["predictions"] and np.allclose(
+            ours["probabilities"], theirs["probabilities"], rtol=1e-12, atol=0)
+        if not same:
+            raise SystemExit(f"plain-python does not answer {key} as the handlers do")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="wrk seconds per app (default 5)")
@@ -187,16 +188,18 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
         return 2
     print(f"load average before: {os.getloadavg()[0]:.2f}; {args.workers} worker(s), "
-          f"wrk -t2 -c8 {args.seconds} s, one row")
+          f"wrk -t2 -c8 {args.seconds} s, one row, keep-alive")
     with tempfile.TemporaryDirectory() as work:
-        script = Path(work) / "post.lua"
-        script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = '
-                          f'"application/json"\nwrk.body = \'{BODY.decode()}\'\n')
+        context = BenchContext(repo_root=REPO_ROOT, duration=args.seconds, connections=8,
+                               threads=2, mlflow_python=None, wrk=wrk, work_dir=Path(work))
+        bodies = _write_bodies(context.work_dir)
+        script = context.work_dir / "post.lua"
+        script.write_text(WRK_SCRIPT)
+        check_plain_python_agrees(bodies)
         for mode in MODES:
-            print(f"  {mode:14s} {load(mode, args.workers, args.seconds, wrk, script):10,.0f} "
-                  "req/s")
-    print("in-process, best of 5:")
-    stage_costs()
+            print(f"  {mode:14s} {load(context, mode, args.workers, bodies['ours-1'], script)}")
+        print("in-process, best of 5:")
+        stage_costs(bodies)
     return 0
 
 
