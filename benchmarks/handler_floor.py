@@ -15,6 +15,7 @@ machine (the load average is printed) and compare the apps of one run with each 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import multiprocessing
 import os
@@ -44,18 +45,19 @@ PING = b'{"status": "healthy"}'
 MODES = ("constant", "handlers", "plain-python")
 
 
-def load_inference() -> tuple[object, object, object]:
+@functools.cache
+def load_inference() -> tuple[object, object, object, object]:
+    """handler_loader, the inference module, its handlers and the model, loaded once."""
     sys.path.insert(0, str(ARTIFACTS))
     import handler_loader
 
     module = handler_loader.import_user_module(ARTIFACTS, "inference.py")
     handlers = handler_loader.handlers_from_module(module, ARTIFACTS / "inference.py")
-    return handler_loader, module, handlers
+    return handler_loader, module, handlers, handlers.model_fn(str(ARTIFACTS))
 
 
 def answer_function(mode: str):
-    handler_loader, _, handlers = load_inference()
-    model = handlers.model_fn(str(ARTIFACTS))
+    handler_loader, _, handlers, model = load_inference()
 
     def through_handlers(body: bytes) -> bytes:
         content = handler_loader.request_content(body, "application/json")
@@ -137,8 +139,7 @@ def load(context: BenchContext, mode: str, workers: int, body: Path, script: Pat
 
 
 def stage_costs(bodies: dict[str, Path]) -> None:
-    _, module, _ = load_inference()
-    model = module.model_fn(str(ARTIFACTS))
+    _, module, _, model = load_inference()
     whole = answer_function("handlers")
     for key in ("ours-1", "ours-1000"):
         time_stages(module, model, whole, bodies[key].read_bytes())
