@@ -29,7 +29,7 @@ with numpy, exactly the arithmetic of scikit-learn's `predict_proba` without its
 checking (which costs ~25x the arithmetic for a single row); anything else calls `predict_proba`.
 
 This file is copied into the model bundle (code/inference.py) alone: it imports only numpy,
-joblib, scikit-learn, scipy (a scikit-learn dependency) and optionally orjson.
+joblib, scikit-learn, scipy (a scikit-learn dependency) and optionally orjson and simdjson.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import io
 import itertools
 import json
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,11 @@ try:  # orjson decodes 1000 rows ~6x faster than json; the stdlib is the fallbac
     import orjson
 except ImportError:  # pragma: no cover - exercised only where orjson is absent
     orjson = None
+
+try:  # simdjson parses numeric rows straight into a float64 buffer (_simdjson_matrix)
+    import simdjson
+except ImportError:  # e.g. AWS's prebuilt image, which does not install it: orjson's path
+    simdjson = None
 
 MODEL_FILE = "model.joblib"
 MODEL_SHA256_VAR = "MODEL_JOBLIB_SHA256"  # registered with the package (package-model.py)
@@ -64,6 +70,10 @@ _EXAMPLE = '{"data": [[f1, f2, ...], ...]}'
 # below it np.asarray is as fast (measured in-process: 4 rows 4.5 vs 5.8 us, 32 rows 12.7 vs
 # 12.2 us, 1000 rows 291 vs 240 us per input_fn).
 _FLAT_FROM_ROWS = 32
+# From this body size on, JSON goes to simdjson first (_simdjson_matrix): below it orjson's path
+# is faster (measured in-process, rows of 4: 1 row 5.1 vs 3.3 us, 8 rows (306 bytes) 5.4 vs 5.4,
+# 16 rows 5.7 vs 7.0, 1000 rows 89 vs 225 us per input_fn).
+_SIMDJSON_FROM_BYTES = 300
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -239,9 +249,13 @@ def input_fn(body: bytes | str, content_type: str | None) -> np.ndarray:
     """Decode a request body into a 2-D float64 array of finite numbers."""
     media_type = JSON_TYPE if content_type == JSON_TYPE else _media_type(content_type) or JSON_TYPE
     if media_type == JSON_TYPE:
+        raw = body.encode() if isinstance(body, str) else body
+        parsed = _simdjson_matrix(raw) if simdjson is not None and \
+            len(raw) >= _SIMDJSON_FROM_BYTES else None
+        if parsed is not None:
+            return _check_matrix(*parsed)
         payload = _decode_json(body)
         rows, what = json_rows(payload)
-        raw = body.encode() if isinstance(body, str) else body
         if type(rows) is list and len(rows) >= _FLAT_FROM_ROWS and \
                 _only_numbers(raw, isinstance(payload, dict)):
             matrix = _numbers_to_matrix(rows)
@@ -325,6 +339,56 @@ def _only_numbers(raw: bytes, wrapped: bool) -> bool:
         return False
     brace = raw.find(b"{")
     return (brace >= 0) == wrapped and (brace < 0 or raw.find(b"{", brace + 1) < 0)
+
+
+_STRUCTURE = bytes(range(256)).translate(None, b"[],")  # every byte but these three
+# A simdjson.Parser is not thread-safe: one per thread, kept, since it keeps its buffers (a new
+# parser's first parse allocates them: 89 vs 59 us for 1000 rows, measured).
+_parsers = threading.local()
+
+
+def _simdjson_matrix(raw: bytes) -> tuple[np.ndarray, str] | None:
+    """Rows of plain numbers as (matrix, their name for messages), or None for the checked path.
+
+    simdjson validates the whole document and copies the numbers into one float64 buffer in C++
+    (`as_buffer`), without a Python object per value: for 1000 rows of 4 it is ~3x orjson.loads
+    followed by np.fromiter, for the same bits (both parse numbers correctly rounded). It is
+    taken only where its answer is the checked path's: a body that starts with `[` or `{` (simdjson
+    skips a UTF-8 BOM, which orjson refuses), holds only lists and numbers (_only_numbers), and
+    whose brackets and commas are exactly those of `rows` rows of `width` values, checked on the
+    bytes (as_buffer flattens ragged or deeper lists without a word). Anything else, a number
+    simdjson refuses (beyond 64-bit integers or float range) included, returns None and gets the
+    checked path's answer or exact error.
+    """
+    start = raw[:16].lstrip()[:1]
+    if start not in (b"[", b"{") or not _only_numbers(raw, start == b"{"):
+        return None
+    parser = getattr(_parsers, "parser", None) or _new_parser()
+    try:
+        document = parser.parse(raw)
+        rows = document["data"] if start == b"{" else document
+        count, width = len(rows), len(rows[0])
+        if width == 0 or raw.translate(None, _STRUCTURE) != _matrix_structure(count, width):
+            return None
+        flat = rows.as_buffer(of_type="d")
+    except RuntimeError:  # an integer beyond 64 bits, or a parser that a live document holds
+        _new_parser()  # (it refuses to parse again while one does)
+        return None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+    matrix = np.frombuffer(flat, dtype=np.float64).reshape(count, width)
+    return matrix, "'data'" if start == b"{" else "the JSON array"
+
+
+def _new_parser() -> Any:
+    _parsers.parser = simdjson.Parser()
+    return _parsers.parser
+
+
+def _matrix_structure(count: int, width: int) -> bytes:
+    """The brackets and commas of a JSON array of `count` rows of `width` values each."""
+    return b"[" + (b"[" + b"," * (width - 1) + b"],") * (count - 1) + \
+        b"[" + b"," * (width - 1) + b"]]"
 
 
 def _numbers_to_matrix(rows: list[Any]) -> np.ndarray | None:

@@ -219,7 +219,8 @@ def resolve_sklearn_image(version: str, region: str, instance_type: str) -> str:
 PREBUILT_IMAGE_PROVIDES = frozenset({
     "scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl", "pandas", "flask", "gunicorn",
     "gevent", "boto3", "botocore"})
-OUR_SERVER_ONLY = frozenset({"granian", "orjson", "uvloop"})  # orjson: inference.py falls back to json
+# orjson and pysimdjson: inference.py falls back to json (and to orjson's path for many rows)
+OUR_SERVER_ONLY = frozenset({"granian", "orjson", "pysimdjson", "uvloop"})
 
 
 @dataclass(frozen=True)

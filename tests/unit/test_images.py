@@ -128,11 +128,13 @@ def test_a_model_older_than_the_image_gets_a_warning():
 def test_requirements_for_the_prebuilt_image_keep_only_what_the_image_lacks():
     plan = images.requirements_for_prebuilt_image(
         "# serving runtime\nscikit-learn==1.9.1\nnumpy==2.4.6  # pinned\nSciPy>=1.10\n"
-        "joblib==1.6.0\nthreadpoolctl==3.8.0\ngranian==2.8.7\norjson==3.13.0\nuvloop==0.23.0\n\n"
+        "joblib==1.6.0\nthreadpoolctl==3.8.0\ngranian==2.8.7\norjson==3.13.0\npysimdjson==7.0.2\n"
+        "uvloop==0.23.0\n\n"
         "lightgbm==4.6.0\nscikit_learn==1.9.1\n")
     assert plan.dropped == ("scikit-learn==1.9.1", "numpy==2.4.6", "SciPy>=1.10",
                             "joblib==1.6.0", "threadpoolctl==3.8.0", "granian==2.8.7",
-                            "orjson==3.13.0", "uvloop==0.23.0", "scikit_learn==1.9.1")
+                            "orjson==3.13.0", "pysimdjson==7.0.2", "uvloop==0.23.0",
+                            "scikit_learn==1.9.1")
     assert plan.kept == ("lightgbm==4.6.0",)
     lines = [line for line in plan.text.splitlines() if not line.startswith("#")]
     assert lines == ["lightgbm==4.6.0"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import hashlib
 import io
 import json
@@ -330,7 +332,22 @@ def test_model_fn_loads_a_model_file_with_the_registered_sha256(tmp_path, monkey
     assert inference.model_fn(str(tmp_path)).n_features == 4
 
 
-# --- many numeric rows: the flattened path (_numbers_to_matrix) against the checked one ----------
+# --- many numeric rows: the fast paths (simdjson, else orjson + np.fromiter) against the checked one
+
+FAST_PATHS = ("simdjson", "orjson")  # simdjson absent (AWS's prebuilt image): orjson's fromiter
+
+
+@contextlib.contextmanager
+def _fast_path(name: str):
+    """input_fn with simdjson, or as where it is not installed."""
+    installed = inference.simdjson
+    if name == "orjson":
+        inference.simdjson = None
+    try:
+        yield
+    finally:
+        inference.simdjson = installed
+
 
 def _checked_outcome(body: bytes | str):
     """What the value-by-value path (np.asarray and its checks) makes of a JSON body."""
@@ -353,18 +370,41 @@ _numbers = st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=False, allo
 _many_rows = st.integers(1, 5).flatmap(
     lambda width: st.lists(st.lists(_numbers, min_size=width, max_size=width),
                            min_size=inference._FLAT_FROM_ROWS, max_size=60))
+# JSON number texts as people write them (json.dumps writes only Python's repr): exponents in
+# either case and sign, -0, long mantissas, values that underflow to 0 or overflow float64
+_number_texts = st.from_regex(r"\A-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][+-]?[0-9]{1,3})?\Z")
+_many_text_rows = st.integers(1, 5).flatmap(
+    lambda width: st.lists(st.lists(_number_texts, min_size=width, max_size=width),
+                           min_size=8, max_size=60))
 
 
-@settings(max_examples=200, deadline=None)
-@given(_many_rows, st.booleans(), st.booleans())
-def test_many_numeric_rows_give_bit_for_bit_the_matrix_of_the_checked_path(rows, bare, as_bytes):
+@pytest.mark.parametrize("path", FAST_PATHS)
+@settings(max_examples=150, deadline=None)
+@given(rows=_many_rows, bare=st.booleans(), as_bytes=st.booleans())
+def test_many_numeric_rows_give_bit_for_bit_the_matrix_of_the_checked_path(path, rows, bare,
+                                                                           as_bytes):
     body = json.dumps(rows if bare else {"data": rows})
     body = body.encode() if as_bytes else body
 
-    matrix = inference.input_fn(body, "application/json")
+    with _fast_path(path):
+        matrix = inference.input_fn(body, "application/json")
 
     assert _outcome(lambda: matrix) == _checked_outcome(body)
     assert np.array_equal(matrix, np.asarray(rows, dtype=np.float64))
+
+
+@pytest.mark.parametrize("path", FAST_PATHS)
+@settings(max_examples=150, deadline=None)
+@given(rows=_many_text_rows, bare=st.booleans(), spaces=st.sampled_from(["", " ", "\n  "]))
+def test_number_texts_get_the_checked_paths_answer_to_the_bit(path, rows, bare, spaces):
+    separator = "," + spaces
+    array = "[" + separator.join("[" + separator.join(row) + "]" for row in rows) + "]"
+    body = f'{spaces}{array}{spaces}' if bare else f'{{{spaces}"data":{spaces}{array}}}'
+
+    with _fast_path(path):
+        outcome = _outcome(lambda: inference.input_fn(body, "application/json"))
+
+    assert outcome == _checked_outcome(body)
 
 
 def _with(rows: list, index: int, value) -> list:
@@ -381,21 +421,76 @@ _FORTY = [[float(i), i + 0.5, -i, 1e-3 * i] for i in range(40)]
     pytest.param(_with(_with(_FORTY, 32, [1, 2, 3]), 33, [1, 2, 3, 4, 5]), id="ragged-same-total"),
     pytest.param(_with(_FORTY, 35, 7), id="a-number-as-a-row"),
     pytest.param(_with(_FORTY, 36, [[1, 2], 3, 4, 5]), id="nested-list"),
+    pytest.param(_with(_FORTY, 36, [[1, 2, 3, 4]]), id="a-row-in-a-list"),
     pytest.param(_with(_FORTY, 37, [1, "2", 3, 4]), id="string"),
     pytest.param(_with(_FORTY, 38, [1, True, 3, 4]), id="boolean"),
     pytest.param(_with(_FORTY, 39, [1, None, 3, 4]), id="null"),
     pytest.param(_with(_FORTY, 31, [1, {}, 3, 4]), id="object"),
     pytest.param([[]] * 40, id="empty-rows"),
+    pytest.param([[0.5] * 4] + [[]] * 39, id="empty-rows-after-the-first"),
     pytest.param(_with(_FORTY, 34, [1, 10**400, 3, 4]), id="int-beyond-float"),  # orjson: 400
     pytest.param(_with(_FORTY, 30, [1, 2**70, 3, -2**64]), id="ints-beyond-int64"),
+    pytest.param(_with(_FORTY, 30, [1, 2**64 - 1, 3, -2**63]), id="ints-at-the-64-bit-ends"),
 ])
 @pytest.mark.parametrize("bare", [False, True])
-def test_many_rows_with_an_unusual_value_get_the_checked_paths_answer(rows, bare):
+@pytest.mark.parametrize("path", FAST_PATHS)
+def test_many_rows_with_an_unusual_value_get_the_checked_paths_answer(rows, bare, path):
     body = json.dumps(rows if bare else {"data": rows})
 
-    outcome = _outcome(lambda: inference.input_fn(body, "application/json"))
+    with _fast_path(path):
+        outcome = _outcome(lambda: inference.input_fn(body, "application/json"))
 
     assert outcome == _checked_outcome(body)
+
+
+_NUMERIC_BODY = json.dumps({"data": _FORTY})
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param("\ufeff" + _NUMERIC_BODY, id="utf8-bom"),  # simdjson skips it; orjson refuses
+    pytest.param(_NUMERIC_BODY + " x", id="trailing-garbage"),
+    pytest.param(_NUMERIC_BODY[:-1], id="truncated"),
+    pytest.param(_NUMERIC_BODY.replace("data", "rows"), id="another-key"),
+    pytest.param(_NUMERIC_BODY.replace("]]", "],]]"), id="trailing-comma"),
+    pytest.param(_NUMERIC_BODY.replace("[[", "[[01, "), id="leading-zero"),
+    pytest.param(_NUMERIC_BODY.replace("[[", "[[1.8e308, "), id="float-overflow"),
+    pytest.param(_NUMERIC_BODY.replace("[[", "[[NaN, "), id="nan"),
+    pytest.param(_NUMERIC_BODY[:-1] + ', "data": [[1, 2, 3, 4]]}', id="duplicate-key"),
+])
+@pytest.mark.parametrize("path", FAST_PATHS)
+def test_malformed_numeric_json_gets_the_checked_paths_answer(body, path):
+    with _fast_path(path):
+        outcome = _outcome(lambda: inference.input_fn(body, "application/json"))
+
+    assert outcome == _checked_outcome(body)
+
+
+def test_simdjson_reads_plain_numeric_rows_itself():
+    """The differential tests above would pass with a fast path that never answers: it does."""
+    for body in (_NUMERIC_BODY, json.dumps(_FORTY), json.dumps({"data": [[1, -0, 2**64 - 1]] * 9})):
+        parsed = inference._simdjson_matrix(body.encode())
+        assert _outcome(lambda parsed=parsed: parsed[0]) == _checked_outcome(body)
+
+
+def test_a_parser_still_held_by_a_document_is_replaced():
+    raw = _NUMERIC_BODY.encode()
+    assert inference._simdjson_matrix(raw) is not None  # the thread's parser exists now
+    held = inference._parsers.parser.parse(b"[[1.0]]")  # it refuses to parse while this lives
+
+    assert inference._simdjson_matrix(raw) is None  # refused, so the checked path answers
+    assert inference._simdjson_matrix(raw) is not None  # with a new parser
+    assert held.as_list() == [[1.0]]
+
+
+def test_threads_parse_with_parsers_of_their_own():
+    bodies = [json.dumps({"data": [[float(i + j), i, j, -j] for j in range(40)]}).encode()
+              for i in range(64)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(inference._simdjson_matrix, bodies * 4))
+
+    assert all(result is not None for result in results)
+    for body, (matrix, _) in zip(bodies * 4, results, strict=True):
+        assert np.array_equal(matrix, np.asarray(json.loads(body)["data"]))
 
 
 def test_many_rows_with_a_string_are_refused_naming_it():
