@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -38,6 +39,16 @@ class RunningServer:
     @property
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_once(self, pattern: str, deadline: float = 5.0) -> str:
+        """The log once `pattern` shows in it: request lines are written in batches, within a
+        second of the last request (model_server.RequestLog)."""
+        until = time.monotonic() + deadline
+        while not re.search(pattern, log := self.log):
+            if time.monotonic() > until:
+                raise AssertionError(f"{pattern!r} not in the log within {deadline} s:\n{log}")
+            time.sleep(0.05)
+        return log
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:

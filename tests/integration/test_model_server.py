@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import select
 import socket
 import time
 
@@ -186,7 +187,8 @@ def test_server_is_healthy_after_every_bad_request(server):
 
 def test_logs_a_start_up_line_and_one_line_per_request(server):
     server.request("GET", "/ping")
-    log = server.log
+    # the watchdog's tick writes a quiet worker's pending lines: within a second, no more traffic
+    log = server.log_once(r"GET /ping 200 \d+\.\d\d ms", deadline=3.0)
     assert re.search(r"model server ready: StandardScaler -> LogisticRegression, 4 features "
                      r"from .*model, handlers .*code/inference.py .*2 worker\(s\) on "
                      r"http://127.0.0.1:\d+, timeout 60 s", log), log
@@ -208,7 +210,7 @@ def test_sigterm_stops_promptly_with_code_0_and_leaves_no_process(tmp_path):
         wait_until_healthy(running)
         assert len(wait_for_children(running.process.pid, 3)) == 3
         assert _invoke(running, json.dumps({"data": SAMPLE_ROWS}).encode())[0] == 200
-        started = time.monotonic()
+        started = time.monotonic()  # at once: its request line is still waiting to be written
         running.process.terminate()
         code = running.process.wait(timeout=25)
         elapsed = time.monotonic() - started
@@ -218,6 +220,7 @@ def test_sigterm_stops_promptly_with_code_0_and_leaves_no_process(tmp_path):
     assert elapsed < 25  # SageMaker kills at 30 s; the measured figure is ~1 s
     assert not group_alive(running.process.pid)
     assert "model server stopped (exit code 0)" in running.log
+    assert re.search(r"POST /invocations 200 \d+\.\d\d ms", running.log)  # written at exit
 
 
 def test_a_capped_log_file_stays_under_its_limit_across_workers(tmp_path):
@@ -232,7 +235,8 @@ def test_a_capped_log_file_stays_under_its_limit_across_workers(tmp_path):
             sizes.append(running.log_path.stat().st_size)
     finally:
         stop_server(running)
-    assert max(sizes) < 4096 + 1024, sizes  # one line may pass the limit before it is emptied
+    # a batch of request lines (at most PIPE_BUF bytes) may pass the limit before it is emptied
+    assert max(sizes) < 4096 + select.PIPE_BUF, sizes
     log = running.log
     assert "log emptied at" in log and "model server ready:" in log
     assert "\0" not in log  # no hole of zeros: every writer appends

@@ -6,6 +6,8 @@ import asyncio
 import io
 import json
 import os
+import re
+import select
 import sys
 import textwrap
 import time
@@ -272,6 +274,7 @@ def test_app_routes_and_errors(app, capfd):
     assert _call(app, "POST", "/invocations", b"x" * 1001)[0] == "413 Request Entity Too Large"
     assert _call(app, "POST", "/invocations", b"{}", {"CONTENT_LENGTH": "lots"})[0] == \
         "400 Bad Request"
+    model_server.REQUEST_LOG.flush()  # request lines wait for a batch (or the watchdog's tick)
     log = capfd.readouterr().out
     assert "POST /invocations 200" in log and " ms" in log
     assert "POST /invocations 413" in log and "over the limit of 1,000 bytes" in log
@@ -457,6 +460,69 @@ def test_input_errors_are_400_and_only_faults_are_500(tmp_path, trigger, status,
     assert got == status
     if message:
         assert message in json.loads(body)["error"]
+
+
+# --- the request log --------------------------------------------------------------------------
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every os.write of model_server, as (fd, bytes), instead of writing."""
+    recorded = []
+    monkeypatch.setattr(model_server.os, "write",
+                        lambda fd, data: recorded.append((fd, bytes(data))) or len(data))
+    return recorded
+
+
+def _request(log, number: int, detail: str | None = None) -> None:
+    started = time.perf_counter() - 0.0015
+    log.add(started, "POST", "/invocations", 200 if detail is None else 400, detail)
+
+
+def test_request_lines_wait_for_a_batch_then_go_out_whole_and_in_order(writes):
+    log = model_server.RequestLog(fd=7)
+    for number in range(log.BATCH - 1):
+        _request(log, number, detail=f"bad row {number}" if number % 3 else None)
+    assert writes == []  # nothing written per request
+
+    _request(log, log.BATCH - 1)
+
+    assert writes and all(fd == 7 and len(data) <= select.PIPE_BUF for fd, data in writes)
+    lines = b"".join(data for _, data in writes).decode().splitlines()
+    assert len(lines) == log.BATCH and not log.pending
+    assert re.fullmatch(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] POST /invocations 200 "
+                        r"1\.\d\d ms", lines[0]), lines[0]
+    assert [line.rsplit(" - ", 1)[-1] for line in lines[1:3]] == ["bad row 1", "bad row 2"]
+    assert all(" ms" in line and "/invocations" in line for line in lines)
+
+
+def test_a_request_line_longer_than_pipe_buf_is_written_alone(writes):
+    log = model_server.RequestLog(fd=7)
+    _request(log, 0)
+    _request(log, 1, detail="x" * select.PIPE_BUF)
+    _request(log, 2)
+
+    log.flush()
+
+    assert [data.count(b"\n") for _, data in writes] == [1, 1, 1]
+    assert len(writes[1][1]) > select.PIPE_BUF and writes[1][1].endswith(b"x\n")
+
+
+def test_batches_are_whole_lines_of_at_most_the_limit():
+    lines = [b"a" * 30 + b"\n", b"b" * 60 + b"\n", b"c" * 10 + b"\n", b"d" * 200 + b"\n"]
+
+    batches = model_server._batches(lines, 100)
+
+    assert batches == [lines[0] + lines[1], lines[2], lines[3]]
+    assert model_server._batches([], 100) == []
+
+
+def test_a_server_line_comes_after_the_request_lines_before_it(writes):
+    _request(model_server.REQUEST_LOG, 0)
+
+    model_server.log_line("handler fault: something broke", stream=2)
+
+    assert [fd for fd, _ in writes] == [1, 2]
+    assert b"POST /invocations 200" in writes[0][1] and b"handler fault" in writes[1][1]
 
 
 # --- the log cap ------------------------------------------------------------------------------
