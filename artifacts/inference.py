@@ -38,6 +38,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -121,6 +122,43 @@ class LinearParts:
 
 
 @dataclass(frozen=True)
+class OneRow:
+    """A binary linear model's parameters as Python floats, for a request of one row.
+
+    Why: at one row the numpy path is a dozen calls of ~0.5 us each on 4 numbers, and inside the
+    server (cold caches between requests) each costs several times that: measured with one
+    pinned worker, this path answers ~7-10% more requests. Same operations in the same order
+    ((x - mean) / scale, the products summed, + bias, expit as 1 / (1 + exp(-score)), which is
+    scipy's expit to the bit); only the matrix product's summation may round differently, as
+    numpy's own does between a row alone and the same row in a batch.
+    """
+
+    mean: tuple[float, ...]  # 0.0 where the model does not centre: x - 0.0 is x exactly
+    scale: tuple[float, ...]  # 1.0 where it does not scale: x / 1.0 is x exactly
+    weights: tuple[float, ...]
+    bias: float
+
+    @classmethod
+    def of(cls, linear: LinearParts | None) -> OneRow | None:
+        if linear is None or linear.weights.shape[1] != 1:  # multinomial: the numpy path
+            return None
+        width = linear.weights.shape[0]
+        return cls(tuple(linear.mean.tolist()) if linear.mean is not None else (0.0,) * width,
+                   tuple(linear.scale.tolist()) if linear.scale is not None else (1.0,) * width,
+                   tuple(linear.weights[:, 0].tolist()), float(linear.bias[0]))
+
+    def positive(self, row: list[float]) -> float | None:
+        """The positive class's probability, or None when the score is not a finite number of
+        safe size: then the numpy path answers (a non-finite feature gives a non-finite score,
+        which it refuses with its own message; math.exp would overflow past ~709)."""
+        score = sum([(x - m) / s * w for x, m, s, w in zip(row, self.mean, self.scale,
+                                                            self.weights, strict=True)]) + self.bias
+        if not -700.0 < score < 700.0:  # also False for NaN
+            return None
+        return 1.0 / (1.0 + math.exp(-score))
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """What model_fn returns: the estimator plus everything predict_fn needs, computed once."""
 
@@ -129,6 +167,7 @@ class LoadedModel:
     n_features: int | None
     linear: LinearParts | None  # None: not a model we recognise, use predict_proba
     label_array: np.ndarray  # the labels as an object array: a column of indices maps in one take()
+    one_row: OneRow | None = None  # binary linear models: a single row in Python floats
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         if self.linear is not None:
@@ -191,9 +230,11 @@ def load_model(estimator: Any, class_labels: str | None = None) -> LoadedModel:
         raise TypeError(f"The model ({type(estimator).__name__}) has no classes_: is it fitted?")
     n_features = getattr(estimator, "n_features_in_", None)
     labels = _labels(classes, class_labels)
+    linear = linear_parts(estimator)
     return LoadedModel(estimator=estimator, labels=labels,
                        n_features=int(n_features) if n_features is not None else None,
-                       linear=linear_parts(estimator), label_array=np.array(labels, dtype=object))
+                       linear=linear, label_array=np.array(labels, dtype=object),
+                       one_row=OneRow.of(linear))
 
 
 def _labels(classes: list[Any], class_labels: str | None) -> tuple[str, ...]:
@@ -529,9 +570,15 @@ def _check_matrix(matrix: np.ndarray, what: str) -> np.ndarray:
 # --- predict_fn -------------------------------------------------------------------------------
 
 def predict_fn(data: Any, model: Any) -> dict[str, Any]:
-    """The contract's four fields for every row (arrays; output_fn serialises them)."""
+    """The contract's four fields for every row: numpy arrays, or plain lists for a single row of
+    a binary linear model (_one_row_answer); output_fn serialises both alike."""
     if not isinstance(model, LoadedModel):  # a custom model_fn may return the bare estimator
         model = load_model(model, os.environ.get("CLASS_LABELS"))
+    if model.one_row is not None and type(data) is np.ndarray and data.dtype == np.float64 \
+            and data.shape == (1, len(model.one_row.weights)):
+        answer = _one_row_answer(data[0].tolist(), model)
+        if answer is not None:
+            return answer
     # Checked again (a few microseconds): a custom input_fn may hand over lists, other dtypes or
     # NaN, and the fast path and assume_finite rely on finite float64 rows.
     features = _check_matrix(data, "input") if isinstance(data, np.ndarray) else \
@@ -548,6 +595,16 @@ def predict_fn(data: Any, model: Any) -> dict[str, Any]:
             # the predicted class's probability, picked (not searched for again with max(); a
             # fancy index is ~3x np.take_along_axis at 1 row, measured in-process)
             "confidence_scores": probabilities[np.arange(len(indices)), indices]}
+
+
+def _one_row_answer(row: list[float], model: LoadedModel) -> dict[str, Any] | None:
+    positive = model.one_row.positive(row)
+    if positive is None:
+        return None
+    probabilities = [1.0 - positive, positive]
+    index = 1 if positive > probabilities[0] else 0  # argmax: the first on a tie, as numpy's
+    return {"predictions": [model.labels[index]], "probabilities": [probabilities],
+            "class_indices": [index], "confidence_scores": [probabilities[index]]}
 
 
 # --- output_fn --------------------------------------------------------------------------------

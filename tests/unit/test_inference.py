@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -120,6 +121,85 @@ def test_fast_path_equals_predict_proba(name):
     expected = estimator.predict_proba(queries)
     assert np.allclose(answer["probabilities"], expected, rtol=1e-9, atol=1e-12)
     assert np.array_equal(answer["class_indices"], expected.argmax(axis=1))
+
+
+BINARY_FAST_PATH_MODELS = sorted(name for name in FAST_PATH_MODELS if "multiclass" not in name)
+
+
+def _one_row_model(name: str):
+    features, labels = _dataset(2)
+    estimator = FAST_PATH_MODELS[name]().fit(features, labels)
+    return estimator, inference.load_model(estimator, "c0,c1"), features
+
+
+@pytest.mark.parametrize("name", BINARY_FAST_PATH_MODELS)
+def test_a_single_row_in_python_floats_equals_predict_proba(name):
+    estimator, model, features = _one_row_model(name)
+    assert model.one_row is not None
+    rng = np.random.default_rng(2)
+    rows = np.vstack([features[:200], rng.normal(features.mean(axis=0), 3 * features.std(axis=0),
+                                                 size=(200, 4)), rng.normal(0, 1e3, size=(50, 4))])
+    for row in rows:
+        answer = inference.predict_fn(row[None, :], model)
+        expected = estimator.predict_proba(row[None, :])
+        score = estimator.decision_function(row[None, :])[0]
+        # the Python path answers, but for scores math.exp cannot take (the numpy path's then)
+        assert type(answer["probabilities"]) is (list if abs(score) < 699 else np.ndarray)
+        assert np.allclose(answer["probabilities"], expected, rtol=1e-12, atol=1e-15)
+        index = int(expected.argmax())
+        assert list(answer["class_indices"]) == [index]
+        assert list(answer["predictions"]) == [f"c{index}"]
+        assert list(answer["confidence_scores"]) == [answer["probabilities"][0][index]]
+
+
+def test_a_single_row_answers_as_the_numpy_path_in_json(shipped_model):
+    row = np.asarray([SAMPLE_ROWS[0]], dtype=np.float64)
+    one = json.loads(inference.output_fn(inference.predict_fn(row, shipped_model), None)[0])
+    numpy_path = dataclasses.replace(shipped_model, one_row=None)
+    batch = json.loads(inference.output_fn(inference.predict_fn(row, numpy_path), None)[0])
+    assert one.keys() == batch.keys()
+    assert one["predictions"] == batch["predictions"]
+    assert one["class_indices"] == batch["class_indices"]
+    assert np.allclose(one["probabilities"], batch["probabilities"], rtol=1e-12)
+    assert response_problems(one, 1, ["qc_pass", "qc_fail"]) == []
+
+
+@pytest.mark.parametrize("value, message", [
+    (np.nan, "row 0, column 2 is nan"), (np.inf, "row 0, column 2 is inf"),
+    (-np.inf, "row 0, column 2 is -inf")])
+def test_a_single_non_finite_row_is_refused_as_before(shipped_model, value, message):
+    with pytest.raises(ValueError, match=message):
+        inference.predict_fn(np.array([[1.0, 2.0, value, 4.0]]), shipped_model)
+
+
+def test_a_single_row_of_another_width_is_refused_as_before(shipped_model):
+    with pytest.raises(ValueError, match="must have 4 features.*got rows of 3"):
+        inference.predict_fn(np.ones((1, 3)), shipped_model)
+
+
+def test_a_single_row_with_a_huge_score_gets_the_numpy_paths_answer(shipped_model):
+    row = np.array([[1e200, 180.0, 101.3, 0.2]])  # beyond what math.exp takes
+    answer = inference.predict_fn(row, shipped_model)
+    assert type(answer["probabilities"]) is np.ndarray
+    assert np.array_equal(answer["probabilities"], shipped_model.estimator.predict_proba(row))
+
+
+def test_a_tie_picks_the_first_class_as_argmax_does():
+    estimator, _, features = _one_row_model("binary")
+    estimator.coef_[:] = 0.0
+    estimator.intercept_[:] = 0.0
+    model = inference.load_model(estimator, "c0,c1")
+    answer = inference.predict_fn(features[:1], model)
+    assert answer["probabilities"] == [[0.5, 0.5]]
+    assert answer["class_indices"] == [0] and answer["predictions"] == ["c0"]
+
+
+def test_multiclass_models_and_many_rows_keep_the_numpy_path():
+    features, labels = _dataset(3)
+    model = inference.load_model(LogisticRegression().fit(features, labels), "a,b,c")
+    assert model.one_row is None
+    _, binary, features = _one_row_model("scaled-binary")
+    assert type(inference.predict_fn(features[:2], binary)["probabilities"]) is np.ndarray
 
 
 @pytest.mark.parametrize("make", [
