@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before: {os.getloadavg()[0]:.2f}; {args.workers} worker(s), "
           f"wrk -t2 -c8 {args.seconds} s, one row, keep-alive")
     with tempfile.TemporaryDirectory() as work:
-        context = BenchContext(repo_root=REPO_ROOT, duration=args.seconds, connections=8,
+        context = BenchContext(repo_root=REPO_ROOT, duration=args.seconds, rounds=1, connections=8,
                                threads=2, mlflow_python=None, wrk=wrk, work_dir=Path(work))
         bodies = _write_bodies(context.work_dir)
         script = context.work_dir / "post.lua"

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: utils/ and benchmarks/ import from the root
 
-from benchmarks.common import BenchContext, Row  # noqa: E402
+from benchmarks.common import BenchContext, Row, cpu_times, stolen_share  # noqa: E402
 from utils import output  # noqa: E402
 
 
@@ -60,12 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run only this section (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the sections and exit")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (10)")
+    parser.add_argument("--rounds", type=_positive, default=3,
+                        help="rounds of every load, servers in turn; figures are medians (3)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (8)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--mlflow-python", type=Path, default=REPO_ROOT / ".venv-bench/bin/python",
                         help="python of the environment holding MLflow (.venv-bench)")
     parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def print_rows(section: Section, rows: list[Row]) -> None:
@@ -93,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = args.results_dir / "work"
     work_dir.mkdir(exist_ok=True)
     context = BenchContext(
-        repo_root=REPO_ROOT, duration=args.duration, connections=args.connections,
+        repo_root=REPO_ROOT, duration=args.duration, rounds=args.rounds,
+        connections=args.connections,
         threads=args.threads, wrk=shutil.which("wrk"), work_dir=work_dir,
         mlflow_python=args.mlflow_python if (args.mlflow_python.parent / "mlflow").exists()
         else None)
@@ -103,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         # Other work on this machine skews the figures: the load average says how quiet it was.
         context.notes.append(f"{section.name}: load average before the section "
                              f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        before = cpu_times()
         rows = section.function()(context)
+        context.notes.append(_steal_note(section.name, stolen_share(before, cpu_times())))
         print_rows(section, rows)
         results[section.name] = [asdict(row) for row in rows]
     for note in context.notes:
@@ -112,6 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps({"sections": results, "notes": context.notes}, indent=2))
     output.print_info(f"Results written to {shown_path(path)}")
     return 0
+
+
+def _steal_note(name: str, share: float | None) -> str:
+    """A virtual machine's CPUs are shared: time the host gave to other guests (steal) slows
+    every server unevenly, so a figure taken while it was high says little."""
+    if share is None:
+        return f"{name}: CPU steal unknown (no /proc/stat)"
+    quiet = "a quiet machine" if share < 0.02 else "NOT a quiet machine: the host took CPU time"
+    return f"{name}: CPU steal during the section {share:.1%} ({quiet})"
 
 
 def shown_path(path: Path) -> Path:

@@ -13,7 +13,11 @@ The servers serve the same model (artifacts/model.joblib) and answer the same ro
   compute class probabilities. Its JSON format is `{"inputs": rows}`; ours `{"data": rows}`.
 All servers run at once; before any load every answer is checked to hold the same probabilities
 as ours. The loads are interleaved: for each cell (1 or 1000 rows, keep-alive or close) every
-server is loaded in turn, so that a ratio compares figures taken seconds apart.
+server is loaded in turn, so that a ratio compares figures taken seconds apart; the whole sequence
+runs `--rounds` times (3). A server's figure is the median of its rounds; a ratio is the median of
+the rounds' own ratios (each compares loads taken seconds apart), with every round's ratio in the
+note: on a virtual machine whose host takes CPU time now and then (the runner prints the steal),
+one load can be hit and the median is not.
 
 Load: wrk with a Lua script (POST body from a file, figures printed by its `done` hook), bounded
 to `--duration` seconds after a short warm-up, `--threads`/`--connections` (2/8), both with
@@ -21,7 +25,7 @@ HTTP/1.1 keep-alive (wrk's default) and with one connection per request (`Connec
 
 Goals (issue 10), as ratios measured in this run: ours/today's >= 3x at 1 row and >= 2x at 1000
 rows, ours/MLflow >= 15x at 1 row (keep-alive, as clients such as the SageMaker front end use);
-our p99 <= 3 ms at 1 row on a quiet machine (the load average is printed with the figures);
+our p99 <= 3 ms at 1 row on a quiet machine (the load average and CPU steal are printed);
 our cold start (process start -> first GET /ping 200) <= 3 s.
 """
 
@@ -95,7 +99,7 @@ class Server:
     cold_start: float
 
 
-Loads = dict[tuple[int, str], Load]  # (rows, mode) -> figures
+Loads = dict[tuple[int, str], list[Load]]  # (rows, mode) -> the figures of each round
 
 
 @dataclass
@@ -168,13 +172,25 @@ def _measure_interleaved(context: BenchContext, contenders: list[Contender], bod
                          script: Path) -> None:
     """Cell by cell (rows x mode), every server in turn: a ratio compares loads taken seconds
     apart, not minutes (on a shared machine the load drifts in minutes)."""
-    for count in (1, 1000):
-        for mode in MODES:
-            for contender in contenders:
-                if mode in contender.modes:
-                    body = bodies[f"{contender.body}-{count}"]
-                    contender.loads[count, mode] = _load(context, contender.server.port, body,
-                                                         script, mode)
+    for round_index in range(context.rounds):
+        for count in (1, 1000):
+            for mode in MODES:
+                for contender in contenders:
+                    if mode in contender.modes:
+                        body = bodies[f"{contender.body}-{count}"]
+                        load = _load(context, contender.server.port, body, script, mode,
+                                     warm_up=round_index == 0)
+                        contender.loads.setdefault((count, mode), []).append(load)
+
+
+def _median(loads: list[Load]) -> Load:
+    """Each figure's median over the rounds; errors are added up (none may hide in a median)."""
+    def middle(name: str) -> float:
+        return statistics.median(getattr(load, name) for load in loads)
+    return Load(requests_per_second=middle("requests_per_second"), p50_ms=middle("p50_ms"),
+                p99_ms=middle("p99_ms"), max_ms=max(load.max_ms for load in loads),
+                bad_status=sum(load.bad_status for load in loads),
+                socket_errors=sum(load.socket_errors for load in loads))
 
 
 def _cold_starts(context: BenchContext, model_dir: Path) -> list[float]:
@@ -189,14 +205,15 @@ def _cold_starts(context: BenchContext, model_dir: Path) -> list[float]:
 
 def _our_rows(ours: Loads, colds: list[float]) -> list[Row]:
     rows = []
-    for (count, mode), load in ours.items():
+    for (count, mode), loads in ours.items():
         label = f"ours, {_rows(count)}, {mode}"
+        load = _median(loads)
         rows.append(Row(f"{label}: req/s", load.requests_per_second, "req/s",
                         note=f"{OUR_WORKERS} workers, {_errors(load)}"))
         if count == 1 and mode == "keep-alive":
             rows.append(Row(f"{label}: p50", load.p50_ms, "ms"))
             rows.append(Row(f"{label}: p99", load.p99_ms, "ms", "<= 3 ms", load.p99_ms <= 3.0,
-                            note="on a quiet machine: see the load average"))
+                            note="on a quiet machine: see the load average and CPU steal"))
         else:
             rows.append(Row(f"{label}: p99", load.p99_ms, "ms"))
     median_cold = statistics.median(colds)
@@ -209,23 +226,23 @@ def _baseline_rows(today: Loads, today_core: Loads, ours: Loads) -> list[Row]:
     """The goals' baseline is today's serving stack as it was (its server AND its inference.py);
     the same old server with our current inference.py isolates what the HTTP core alone gives."""
     rows = []
-    for (count, mode), load in today.items():
+    for (count, mode), loads in today.items():
         label = f"today's (gunicorn sync, as at {BASELINE_COMMIT[:7]}), {_rows(count)}, {mode}"
+        load = _median(loads)
         rows.append(Row(f"{label}: req/s", load.requests_per_second, "req/s",
                         note=_errors(load)))
         rows.append(Row(f"{label}: p99", load.p99_ms, "ms"))
-    for (count, mode), load in today_core.items():
+    for (count, mode), loads in today_core.items():
+        load = _median(loads)
         rows.append(Row(f"today's server with our inference.py, {_rows(count)}, {mode}: req/s",
                         load.requests_per_second, "req/s", note=_errors(load)))
     goals = {1: 3.0, 1000: 2.0}
-    for (count, mode), load in today.items():
-        rows.append(_ratio(f"ratio ours/today's, {_rows(count)}, {mode}",
-                           ours[count, mode].requests_per_second, load.requests_per_second,
-                           goals[count] if mode == "keep-alive" else None))
-    for (count, mode), load in today_core.items():
+    for (count, mode), loads in today.items():
+        rows.append(_ratio(f"ratio ours/today's, {_rows(count)}, {mode}", ours[count, mode],
+                           loads, goals[count] if mode == "keep-alive" else None))
+    for (count, mode), loads in today_core.items():
         rows.append(_ratio(f"ratio ours/today's server with our inference.py, {_rows(count)}, "
-                           f"{mode}", ours[count, mode].requests_per_second,
-                           load.requests_per_second, None, note="the HTTP core alone"))
+                           f"{mode}", ours[count, mode], loads, None, note="the HTTP core alone"))
     return rows
 
 
@@ -262,7 +279,7 @@ def _git_show(context: BenchContext, name: str) -> bytes:
 
 
 def _mlflow_rows(mlflow: Contender, ours: Loads) -> list[Row]:
-    one, thousand = mlflow.loads[1, "keep-alive"], mlflow.loads[1000, "keep-alive"]
+    one, thousand = _median(mlflow.loads[1, "keep-alive"]), _median(mlflow.loads[1000, "keep-alive"])
     label = "MLflow (default workers)"
     return [
         Row(f"{label}, 1 row: req/s", one.requests_per_second, "req/s", note=_errors(one)),
@@ -270,10 +287,10 @@ def _mlflow_rows(mlflow: Contender, ours: Loads) -> list[Row]:
         Row(f"{label}, 1000 rows: req/s", thousand.requests_per_second, "req/s",
             note=_errors(thousand)),
         Row(f"{label}: cold start", mlflow.server.cold_start, "s"),
-        _ratio(f"ratio ours/{label}, 1 row", ours[1, "keep-alive"].requests_per_second,
-               one.requests_per_second, 15.0),
-        _ratio(f"ratio ours/{label}, 1000 rows", ours[1000, "keep-alive"].requests_per_second,
-               thousand.requests_per_second, None),
+        _ratio(f"ratio ours/{label}, 1 row", ours[1, "keep-alive"], mlflow.loads[1, "keep-alive"],
+               15.0),
+        _ratio(f"ratio ours/{label}, 1000 rows", ours[1000, "keep-alive"],
+               mlflow.loads[1000, "keep-alive"], None),
     ]
 
 
@@ -281,12 +298,17 @@ def _rows(count: int) -> str:
     return f"{count} row{'s' if count > 1 else ''}"
 
 
-def _ratio(name: str, ours: float, theirs: float, goal: float | None,
+def _ratio(name: str, ours: list[Load], theirs: list[Load], goal: float | None,
            note: str = "for reference") -> Row:
-    ratio = ours / theirs if theirs else None
+    """The median of the rounds' ratios, each of two loads taken seconds apart; all in the note."""
+    each = [mine.requests_per_second / other.requests_per_second
+            for mine, other in zip(ours, theirs, strict=True) if other.requests_per_second]
+    ratio = statistics.median(each) if each else None
+    rounds = "rounds " + " / ".join(f"{value:.2f}" for value in each)
     if goal is None:
-        return Row(name, ratio, "x", note=note)
-    return Row(name, ratio, "x", f">= {goal:g}x", ratio is not None and ratio >= goal)
+        return Row(name, ratio, "x", note=f"{note}; {rounds}")
+    return Row(name, ratio, "x", f">= {goal:g}x", ratio is not None and ratio >= goal,
+               note=rounds)
 
 
 def _errors(load: Load) -> str:
@@ -426,8 +448,10 @@ def _check_same_answer(port: int, body_file: Path, ours: list, key: str) -> None
 
 # --- load -------------------------------------------------------------------------------------
 
-def _load(context: BenchContext, port: int, body_file: Path, script: Path, mode: str) -> Load:
-    _wrk(context, port, body_file, script, WARMUP_SECONDS, mode)
+def _load(context: BenchContext, port: int, body_file: Path, script: Path, mode: str,
+          warm_up: bool = True) -> Load:
+    if warm_up:  # the first round only: later rounds find the same servers warm
+        _wrk(context, port, body_file, script, WARMUP_SECONDS, mode)
     return _wrk(context, port, body_file, script, context.duration, mode)
 
 

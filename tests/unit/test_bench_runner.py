@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import pytest
+
 from benchmarks import run
-from benchmarks.common import BenchContext, Row
+from benchmarks.common import BenchContext, CpuTimes, Row, cpu_times, stolen_share
 
 
 @dataclass(frozen=True)
@@ -38,3 +40,33 @@ def test_results_go_to_a_results_dir_outside_the_repository(tmp_path, monkeypatc
 def test_a_path_inside_the_repository_is_shown_relative_to_it():
     inside = run.REPO_ROOT / "benchmarks" / "results" / "x.json"
     assert str(run.shown_path(inside)) == "benchmarks/results/x.json"
+
+
+def test_rounds_below_one_are_refused(capsys):
+    with pytest.raises(SystemExit) as stop:
+        run.build_parser().parse_args(["--rounds", "0"])
+    assert stop.value.code == 2
+    assert "must be 1 or more" in capsys.readouterr().err
+
+
+def test_cpu_steal_is_read_from_the_cpu_line_of_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 5 50 800 10 1 4 30 7 0\ncpu0 50 2 25 400 5 0 2 15 0 0\n")
+    times = cpu_times(stat)
+    assert times == CpuTimes(total=100 + 5 + 50 + 800 + 10 + 1 + 4 + 30, steal=30)
+    later = CpuTimes(total=times.total + 200, steal=times.steal + 50)
+    assert stolen_share(times, later) == 0.25
+    assert stolen_share(times, times) is None
+    assert cpu_times(tmp_path / "missing") is None
+
+
+def test_the_runner_notes_the_steal_of_each_section(tmp_path, monkeypatch):
+    readings = iter([CpuTimes(total=1000, steal=10), CpuTimes(total=2000, steal=110)])
+    monkeypatch.setattr(run, "cpu_times", lambda: next(readings))
+    monkeypatch.setattr(run, "SECTIONS", [_StandInSection()])
+
+    assert run.main(["--results-dir", str(tmp_path)]) == 0
+
+    notes = json.loads(next(tmp_path.glob("*.json")).read_text())["notes"]
+    assert "stand-in: CPU steal during the section 10.0% (NOT a quiet machine: the host took " \
+           "CPU time)" in notes
