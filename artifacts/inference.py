@@ -297,6 +297,10 @@ def input_fn(body: bytes | str, content_type: str | None) -> np.ndarray:
             return _check_matrix(*parsed)
         payload = _decode_json(body)
         rows, what = json_rows(payload)
+        if type(rows) is list and len(rows) == 1:
+            matrix = _one_row_matrix(rows[0])
+            if matrix is not None:
+                return matrix
         if type(rows) is list and len(rows) >= _FLAT_FROM_ROWS and \
                 _only_numbers(raw, isinstance(payload, dict)):
             matrix = _numbers_to_matrix(rows)
@@ -430,6 +434,23 @@ def _matrix_structure(count: int, width: int) -> bytes:
     """The brackets and commas of a JSON array of `count` rows of `width` values each."""
     return b"[" + (b"[" + b"," * (width - 1) + b"],") * (count - 1) + \
         b"[" + b"," * (width - 1) + b"]]"
+
+
+def _one_row_matrix(row: Any) -> np.ndarray | None:
+    """One row of finite Python floats as the (1, W) matrix the checked path makes of it, or None
+    to let that path decide (ints, booleans, anything else).
+
+    Why: at one row the checked path's numpy calls cost more than the rest of the request's
+    handlers (np.isfinite(...).all() alone ~1 us; input_fn 3.2 -> 1.5 us, measured in-process).
+    The sum is finite only when every value is (a NaN or infinity makes it NaN or infinite; a
+    sum past float's range is sent to the checked path too).
+    """
+    if type(row) is not list or not row or not all(type(value) is float for value in row):
+        return None
+    total = sum(row)
+    if total - total != 0.0:
+        return None
+    return np.array([row], dtype=np.float64)
 
 
 def _numbers_to_matrix(rows: list[Any]) -> np.ndarray | None:

@@ -523,6 +523,72 @@ def test_many_rows_with_an_unusual_value_get_the_checked_paths_answer(rows, bare
     assert outcome == _checked_outcome(body)
 
 
+# --- one row: Python floats straight to the matrix (_one_row_matrix) against the checked path
+
+_row_values = st.one_of(_numbers, st.booleans(), st.none(), st.text(max_size=3),
+                        st.lists(st.floats(), max_size=2))
+
+
+@contextlib.contextmanager
+def _decoder(name: str):
+    """orjson, or the standard library's json as where orjson is absent (AWS's prebuilt image):
+    that one reads NaN, Infinity and 1e999, which orjson refuses."""
+    installed = inference.orjson
+    if name == "json":
+        inference.orjson = None
+    try:
+        yield
+    finally:
+        inference.orjson = installed
+
+
+DECODERS = ("orjson", "json")
+_one_row_texts = st.lists(_number_texts | st.sampled_from(["NaN", "Infinity", "-Infinity"]),
+                          min_size=1, max_size=6)
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@settings(max_examples=300, deadline=None)
+@given(row=st.lists(_row_values, max_size=6) | st.lists(_numbers, min_size=1, max_size=6),
+       bare=st.booleans(), as_bytes=st.booleans())
+def test_one_row_gets_the_checked_paths_answer_to_the_bit(decoder, row, bare, as_bytes):
+    body = json.dumps([row] if bare else {"data": [row]})
+    body = body.encode() if as_bytes else body
+
+    with _decoder(decoder):
+        outcome = _outcome(lambda: inference.input_fn(body, "application/json"))
+        assert outcome == _checked_outcome(body)
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@settings(max_examples=200, deadline=None)
+@given(row=_one_row_texts, bare=st.booleans())
+def test_one_row_of_number_texts_gets_the_checked_paths_answer(decoder, row, bare):
+    array = "[[" + ", ".join(row) + "]]"  # 1e999 and the like overflow to infinity: refused
+    body = array if bare else f'{{"data": {array}}}'
+
+    with _decoder(decoder):
+        outcome = _outcome(lambda: inference.input_fn(body, "application/json"))
+        assert outcome == _checked_outcome(body)
+
+
+@pytest.mark.parametrize("row, taken", [
+    ([0.5, 1.2, -0.3, 2.0], True),
+    ([-0.0], True),
+    ([1e308, 1e308], False),  # finite values whose sum is not: the checked path (which accepts)
+    ([1, 2.0], False),  # an int: the checked path
+    ([True, 2.0], False),
+    ([], False),
+    ("0.5", False),
+])
+def test_the_one_row_path_takes_only_finite_floats(row, taken):
+    matrix = inference._one_row_matrix(row)
+    assert (matrix is not None) == taken
+    if taken:
+        assert matrix.dtype == np.float64 and matrix.shape == (1, len(row))
+        assert matrix.tobytes() == np.asarray([row], dtype=np.float64).tobytes()
+
+
 _NUMERIC_BODY = json.dumps({"data": _FORTY})
 
 
