@@ -49,7 +49,7 @@ def cpu_times(stat: Path = PROC_STAT) -> CpuTimes | None:
         first = stat.read_text().splitlines()[0].split()
     except (OSError, IndexError):
         return None
-    if first[0] != "cpu" or len(first) < 9:
+    if len(first) < 9 or first[0] != "cpu":
         return None
     ticks = [int(field) for field in first[1:9]]  # guest time is counted in user already
     return CpuTimes(total=sum(ticks), steal=ticks[7])

@@ -131,8 +131,8 @@ def _steal_note(name: str, share: float | None) -> str:
     every server unevenly, so a figure taken while it was high says little."""
     if share is None:
         return f"{name}: CPU steal unknown (no /proc/stat)"
-    quiet = "a quiet machine" if share < 0.02 else "NOT a quiet machine: the host took CPU time"
-    return f"{name}: CPU steal during the section {share:.1%} ({quiet})"
+    level = "low" if share < 0.02 else "HIGH: the host took CPU time, figures compare less well"
+    return f"{name}: CPU steal during the section {share:.1%} ({level})"
 
 
 def shown_path(path: Path) -> Path:

@@ -301,10 +301,11 @@ def _rows(count: int) -> str:
 def _ratio(name: str, ours: list[Load], theirs: list[Load], goal: float | None,
            note: str = "for reference") -> Row:
     """The median of the rounds' ratios, each of two loads taken seconds apart; all in the note."""
-    each = [mine.requests_per_second / other.requests_per_second
-            for mine, other in zip(ours, theirs, strict=True) if other.requests_per_second]
-    ratio = statistics.median(each) if each else None
-    rounds = "rounds " + " / ".join(f"{value:.2f}" for value in each)
+    each = [mine.requests_per_second / other.requests_per_second if other.requests_per_second
+            else None for mine, other in zip(ours, theirs, strict=True)]
+    answered = [value for value in each if value is not None]  # "-": they answered nothing
+    ratio = statistics.median(answered) if answered else None
+    rounds = "rounds " + " / ".join("-" if value is None else f"{value:.2f}" for value in each)
     if goal is None:
         return Row(name, ratio, "x", note=f"{note}; {rounds}")
     return Row(name, ratio, "x", f">= {goal:g}x", ratio is not None and ratio >= goal,

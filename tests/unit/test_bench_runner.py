@@ -58,6 +58,9 @@ def test_cpu_steal_is_read_from_the_cpu_line_of_proc_stat(tmp_path):
     assert stolen_share(times, later) == 0.25
     assert stolen_share(times, times) is None
     assert cpu_times(tmp_path / "missing") is None
+    for text in ("", "\n", "intr 1 2 3 4 5 6 7 8 9\n", "cpu 1 2\n"):
+        stat.write_text(text)
+        assert cpu_times(stat) is None
 
 
 def test_the_runner_notes_the_steal_of_each_section(tmp_path, monkeypatch):
@@ -68,5 +71,5 @@ def test_the_runner_notes_the_steal_of_each_section(tmp_path, monkeypatch):
     assert run.main(["--results-dir", str(tmp_path)]) == 0
 
     notes = json.loads(next(tmp_path.glob("*.json")).read_text())["notes"]
-    assert "stand-in: CPU steal during the section 10.0% (NOT a quiet machine: the host took " \
-           "CPU time)" in notes
+    assert "stand-in: CPU steal during the section 10.0% (HIGH: the host took CPU time, figures " \
+           "compare less well)" in notes

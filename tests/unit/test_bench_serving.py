@@ -63,3 +63,10 @@ def test_a_ratio_is_the_median_of_the_rounds_own_ratios():
     assert row.met is True
     assert row.note == "rounds 3.00 / 1.00 / 3.30"
     assert serving._ratio("ratio", ours[1:2], theirs[:1], goal=3.0).met is False
+
+
+def test_a_round_the_baseline_answered_nothing_in_shows_and_has_no_ratio():
+    row = serving._ratio("ratio", [_load(300), _load(300)], [_load(100), _load(0)], goal=None)
+    assert row.value == 3.0
+    assert row.note == "for reference; rounds 3.00 / -"
+    assert serving._ratio("ratio", [_load(1)], [_load(0)], goal=3.0).met is False

@@ -572,6 +572,19 @@ def test_one_row_of_number_texts_gets_the_checked_paths_answer(decoder, row, bar
         assert outcome == _checked_outcome(body)
 
 
+@pytest.mark.parametrize("path", FAST_PATHS)
+@settings(max_examples=100, deadline=None)
+@given(row=st.lists(_numbers, min_size=110, max_size=150), bare=st.booleans())
+def test_one_wide_row_gets_the_checked_paths_answer_with_simdjson_tried_first(path, row, bare):
+    body = json.dumps([row] if bare else {"data": [row]})
+    assert len(body) >= inference._SIMDJSON_FROM_BYTES
+
+    with _fast_path(path):
+        outcome = _outcome(lambda: inference.input_fn(body, "application/json"))
+
+    assert outcome == _checked_outcome(body)
+
+
 @pytest.mark.parametrize("row, taken", [
     ([0.5, 1.2, -0.3, 2.0], True),
     ([-0.0], True),
