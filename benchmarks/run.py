@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO_ROOT))  # run as a script: utils/ and benchmarks/ im
 
 from benchmarks.common import BenchContext, Row, cpu_times, stolen_share  # noqa: E402
 from utils import output  # noqa: E402
+from utils.cli import positive_int  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run only this section (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the sections and exit")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (10)")
-    parser.add_argument("--rounds", type=_positive, default=3,
+    parser.add_argument("--rounds", type=positive_int, default=3,
                         help="rounds of every load, servers in turn; figures are medians (3)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (8)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
@@ -68,13 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="python of the environment holding MLflow (.venv-bench)")
     parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     return parser
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
 
 
 def print_rows(section: Section, rows: list[Row]) -> None:

@@ -46,7 +46,7 @@ def test_rounds_below_one_are_refused(capsys):
     with pytest.raises(SystemExit) as stop:
         run.build_parser().parse_args(["--rounds", "0"])
     assert stop.value.code == 2
-    assert "must be 1 or more" in capsys.readouterr().err
+    assert "must be a whole number of at least 1, got 0" in capsys.readouterr().err
 
 
 def test_cpu_steal_is_read_from_the_cpu_line_of_proc_stat(tmp_path):

@@ -418,15 +418,21 @@ FAST_PATHS = ("simdjson", "orjson")  # simdjson absent (AWS's prebuilt image): o
 
 
 @contextlib.contextmanager
-def _fast_path(name: str):
-    """input_fn with simdjson, or as where it is not installed."""
-    installed = inference.simdjson
-    if name == "orjson":
-        inference.simdjson = None
+def _without(package: str | None):
+    """inference.py as where this optional package is not installed (None: as it is)."""
+    installed = getattr(inference, package) if package else None
+    if package:
+        setattr(inference, package, None)
     try:
         yield
     finally:
-        inference.simdjson = installed
+        if package:
+            setattr(inference, package, installed)
+
+
+def _fast_path(name: str):
+    """input_fn with simdjson, or as where it is not installed."""
+    return _without("simdjson" if name == "orjson" else None)
 
 
 def _checked_outcome(body: bytes | str):
@@ -529,17 +535,10 @@ _row_values = st.one_of(_numbers, st.booleans(), st.none(), st.text(max_size=3),
                         st.lists(st.floats(), max_size=2))
 
 
-@contextlib.contextmanager
 def _decoder(name: str):
     """orjson, or the standard library's json as where orjson is absent (AWS's prebuilt image):
     that one reads NaN, Infinity and 1e999, which orjson refuses."""
-    installed = inference.orjson
-    if name == "json":
-        inference.orjson = None
-    try:
-        yield
-    finally:
-        inference.orjson = installed
+    return _without("orjson" if name == "json" else None)
 
 
 DECODERS = ("orjson", "json")
